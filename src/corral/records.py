@@ -1,0 +1,110 @@
+"""Plain records passed between layers. Immutable, no I/O, safe to hand across threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.spec import JobSpec
+from corral.states import JobState
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class JobId:
+    """A user-facing id: ``42`` (a job or master) or ``42.3`` (subjob 3 of job 42)."""
+
+    job: int
+    sub: int | None = None
+
+    def __str__(self) -> str:
+        return str(self.job) if self.sub is None else f"{self.job}.{self.sub}"
+
+    @classmethod
+    def parse(cls, text: str) -> JobId:
+        from corral.errors import InvalidInput
+
+        head, _, tail = text.strip().partition(".")
+        if not head.isdigit() or (tail and not tail.isdigit()) or (_ and not tail):
+            raise InvalidInput(f"not a job id (expected 42 or 42.3): {text!r}")
+        return cls(int(head), int(tail) if tail else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of one runnable job, as a backend sees it."""
+
+    id: JobId
+    uuid: str
+    attempt: int
+    spec: JobSpec
+    attempt_dir: Path
+    state: JobState
+    native_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What a scheduler job carries to be found again after a crash."""
+        return f"corral-{self.uuid}"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a backend saw of one attempt. The state machine decides what it means."""
+
+    uuid: str
+    state: JobState
+    reason: str = ""
+    exit_code: int | None = None
+    signal: int | None = None
+    native_id: str | None = None
+    requeue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One stored state change (or, with ``applied=False``, an observation that changed nothing)."""
+
+    seq: int
+    id: JobId
+    attempt: int
+    old: JobState | None
+    new: JobState
+    at: float
+    reason: str
+    applied: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job (or master, or subjob) as stored in the registry."""
+
+    id: JobId
+    name: str
+    spec: JobSpec
+    state: JobState
+    attempt: int
+    uuid: str
+    backend: str
+    tags: tuple[str, ...]
+    created_at: float
+    updated_at: float
+    native_id: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+    job_dir: Path | None = None
+    subjobs: int = 0
+    kill_requested: bool = False
+    counts: dict[JobState, int] = field(default_factory=dict)
+
+    @property
+    def is_master(self) -> bool:
+        return self.subjobs > 0
+
+    @property
+    def attempt_dir(self) -> Path | None:
+        return None if self.job_dir is None else self.job_dir / f"attempt-{self.attempt}"
+
+    @property
+    def output_dir(self) -> Path | None:
+        return None if self.job_dir is None else self.job_dir / "output"

@@ -1,0 +1,128 @@
+"""Converting between table rows and plain records; the selection a query filters on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, and_, or_
+
+from corral.records import Attempt, JobId, JobRecord, Transition
+from corral.registry.schema import TOP, jobs
+from corral.spec import spec_from_json
+from corral.states import JobState
+
+
+def to_sub(sub: int | None) -> int:
+    return TOP if sub is None else sub
+
+
+def from_sub(sub: int) -> int | None:
+    return None if sub == TOP else sub
+
+
+def encode_tags(tags: Sequence[str]) -> str:
+    return "," + ",".join(tags) + "," if tags else ""
+
+
+def decode_tags(text: str) -> tuple[str, ...]:
+    return tuple(t for t in text.split(",") if t)
+
+
+def job_record(row: Row[Any], counts: dict[JobState, int] | None = None) -> JobRecord:
+    m = row._mapping
+    return JobRecord(
+        id=JobId(m["job_id"], from_sub(m["sub"])),
+        name=m["name"],
+        spec=spec_from_json(m["spec"]),
+        state=JobState(m["state"]),
+        attempt=m["attempt"],
+        uuid=m["uuid"],
+        backend=m["backend"],
+        tags=decode_tags(m["tags"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        native_id=m["native_id"],
+        exit_code=m["exit_code"],
+        signal=m["signal"],
+        reason=m["reason"],
+        job_dir=Path(m["job_dir"]) if m["job_dir"] else None,
+        subjobs=m["subjobs"],
+        kill_requested=bool(m["kill_requested"]),
+        counts=counts or {},
+    )
+
+
+def attempt_of(row: Row[Any]) -> Attempt:
+    m = row._mapping
+    job_dir = Path(m["job_dir"])
+    return Attempt(
+        id=JobId(m["job_id"], from_sub(m["sub"])),
+        uuid=m["uuid"],
+        attempt=m["attempt"],
+        spec=spec_from_json(m["spec"]),
+        attempt_dir=job_dir / f"attempt-{m['attempt']}",
+        state=JobState(m["state"]),
+        native_id=m["native_id"],
+    )
+
+
+def transition_of(row: Row[Any]) -> Transition:
+    m = row._mapping
+    return Transition(
+        seq=m["seq"],
+        id=JobId(m["job_id"], from_sub(m["sub"])),
+        attempt=m["attempt"],
+        old=JobState(m["old_state"]) if m["old_state"] else None,
+        new=JobState(m["new_state"]),
+        at=m["at"],
+        reason=m["reason"],
+        applied=bool(m["applied"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which jobs a verb applies to. Empty fields match everything; fields combine with AND."""
+
+    ids: tuple[JobId, ...] = ()
+    states: tuple[JobState, ...] = ()
+    names: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ()
+    older_than: float | None = None  # seconds of age
+    newer_than: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.ids or self.states or self.names or self.tags or self.backends
+        ) and self.older_than is None and self.newer_than is None
+
+    def where(self) -> ColumnElement[bool]:
+        """The SQL condition, over top-level rows unless ids name subjobs."""
+        clauses: list[ColumnElement[bool]] = []
+        if self.ids:
+            clauses.append(
+                or_(*(and_(jobs.c.job_id == i.job, jobs.c.sub == to_sub(i.sub)) for i in self.ids))
+            )
+        else:
+            clauses.append(jobs.c.sub == TOP)
+        if self.states:
+            clauses.append(jobs.c.state.in_([s.value for s in self.states]))
+        if self.names:
+            clauses.append(or_(*(jobs.c.name.op("GLOB")(n) for n in self.names)))
+        if self.tags:
+            clauses.append(or_(*(jobs.c.tags.contains(f",{t},") for t in self.tags)))
+        if self.backends:
+            clauses.append(jobs.c.backend.in_(self.backends))
+        now = time.time()
+        if self.older_than is not None:
+            clauses.append(jobs.c.created_at <= now - self.older_than)
+        if self.newer_than is not None:
+            clauses.append(jobs.c.created_at >= now - self.newer_than)
+        return and_(*clauses)

@@ -1,0 +1,95 @@
+"""The registry's tables (SQLAlchemy Core). Changing them needs a new migration in ``versions/``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_REVISION = "0001"
+"""The Alembic head this code expects; a registry at another revision is migrated on open."""
+
+TOP = -1
+"""``jobs.sub`` of a top-level job (a plain job or a master); subjobs count from 0."""
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, nullable=False),
+    Column("sub", Integer, nullable=False, default=TOP),
+    Column("name", String(200), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("backend", String(64), nullable=False),
+    Column("tags", Text, nullable=False, default=""),  # ",a,b," so a tag filter is one LIKE
+    Column("state", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("native_id", String(128)),
+    Column("exit_code", Integer),
+    Column("signal", Integer),
+    Column("reason", Text, nullable=False, default=""),
+    Column("job_dir", Text),
+    Column("subjobs", Integer, nullable=False, default=0),
+    Column("kill_requested", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("job_id", "sub", name="uq_jobs_id"),
+    Index("ix_jobs_state_backend", "state", "backend"),
+    Index("ix_jobs_name", "name"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("job_pk", Integer, ForeignKey("jobs.pk", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("uuid", String(36), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("native_id", String(128)),
+    Column("exit_code", Integer),
+    Column("signal", Integer),
+    Column("reason", Text, nullable=False, default=""),
+    Column("ended_at", Float, nullable=False),
+    Index("ix_attempts_job", "job_pk"),
+)
+
+transitions = Table(
+    "transitions",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("job_pk", Integer, ForeignKey("jobs.pk", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("old_state", String(16)),
+    Column("new_state", String(16), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("applied", Boolean, nullable=False, default=True),
+    Index("ix_transitions_job", "job_pk"),
+)
+
+lease = Table(
+    "lease",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("epoch", Integer, nullable=False),
+    Column("pid", Integer),
+    Column("host", String(255)),
+    Column("version", String(32)),
+    Column("acquired_at", Float),
+    Column("heartbeat", Float),
+    Column("released", Boolean, nullable=False, default=True),
+)
