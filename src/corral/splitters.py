@@ -24,8 +24,10 @@ def sweep_points(splitter: SweepSplitter) -> Iterator[dict[str, str]]:
 def _sweep_point(spec: JobSpec, point: Mapping[str, str]) -> JobSpec:
     env = {k: _substitute(v, point) for k, v in spec.environment.items()}
     env.update({name.upper(): value for name, value in point.items()})
+    command = None if spec.command is None else tuple(_substitute(a, point) for a in spec.command)
     return spec.model_copy(
         update={
+            "command": command,
             "arguments": tuple(_substitute(a, point) for a in spec.arguments),
             "environment": env,
             "splitter": None,

@@ -38,8 +38,8 @@ def apply_updates(conn: Connection, updates: Sequence[Update], now: float) -> No
     by_uuid: dict[str, Any] = {}
     for i in range(0, len(updates), 500):
         uuids = [u.uuid for u in updates[i : i + 500]]
-        for row in conn.execute(select(jobs).where(jobs.c.uuid.in_(uuids))):
-            by_uuid[row.uuid] = row
+        for found in conn.execute(select(jobs).where(jobs.c.uuid.in_(uuids))):
+            by_uuid[found.uuid] = _Row(found._mapping)
     events: list[dict[str, Any]] = []
     masters: set[int] = set()
     for item in updates:
@@ -69,6 +69,7 @@ def apply_updates(conn: Connection, updates: Sequence[Update], now: float) -> No
         )
         if result.rowcount != 1:
             continue  # another writer moved it first; its change stands
+        row = by_uuid[item.uuid] = row.updated(values)  # a later update in this batch sees it
         old = current
         for step in decision.steps:
             events.append(_event(row, old, step, now, item.reason))
@@ -88,6 +89,16 @@ def apply_updates(conn: Connection, updates: Sequence[Update], now: float) -> No
     if events:
         conn.execute(transitions.insert(), events)
     refresh_masters(conn, masters, now)
+
+
+class _Row(dict[str, Any]):
+    """A jobs row as a dict with attribute access, updated as the batch applies."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
+
+    def updated(self, values: dict[str, Any]) -> _Row:
+        return _Row(self, **values)
 
 
 def _event(row: Any, old: JobState, new: JobState, now: float, reason: str, *,

@@ -1,0 +1,285 @@
+"""The Local backend: jobs run detached on this machine under a small ``sh`` wrapper.
+
+Each attempt runs in its own session under ``local_wrapper.sh``, which writes ``pid`` and, at the
+end, ``exit`` into the attempt dir; jobs therefore outlive the monitor and are re-attached after a
+restart. While the monitor runs, completion is event-driven: a pidfd per wrapper is registered with
+the event loop, so a finished job is seen at once and nothing polls files. A concurrency cap counts
+cpus (default: the machine's cores); jobs waiting for a slot are reported ``submitted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from corral.backends.base import BackendConfig, Report
+from corral.records import Attempt, Observation
+from corral.states import JobState
+
+WRAPPER = Path(__file__).with_name("local_wrapper.sh")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_BOOT: float | None = None
+
+
+def _boot_time() -> float:
+    global _BOOT  # cached: /proc/stat's btime never changes while we run
+    if _BOOT is None:
+        with open("/proc/stat") as handle:
+            _BOOT = next(float(line.split()[1]) for line in handle if line.startswith("btime"))
+    return _BOOT
+
+
+def _started_at(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return _boot_time() + int(fields[19]) / _CLK_TCK
+
+
+@dataclass(slots=True)
+class _Running:
+    attempt: Attempt
+    pid: int
+    pidfd: int
+
+
+def _read_exit(attempt_dir: Path) -> Observation | None:
+    try:
+        text = (attempt_dir / "exit").read_text()
+    except FileNotFoundError:
+        return None
+    fields = text.split()
+    code, killed = int(fields[0]), len(fields) > 1
+    return _observation_from_exit(attempt_dir, code, killed)
+
+
+def _observation_from_exit(attempt_dir: Path, code: int, killed: bool) -> Observation:
+    uuid = attempt_dir.name  # replaced by the caller
+    if killed:
+        return Observation(uuid, JobState.KILLED, "killed", exit_code=code)
+    if code == 124:
+        return Observation(uuid, JobState.FAILED, "walltime exceeded", exit_code=code)
+    if code > 128:
+        return Observation(uuid, JobState.COMPLETING, f"killed by signal {code - 128}",
+                           exit_code=code, signal=code - 128)
+    return Observation(uuid, JobState.COMPLETING, f"exit code {code}", exit_code=code)
+
+
+def _with_uuid(obs: Observation, uuid: str) -> Observation:
+    return Observation(uuid, obs.state, obs.reason, obs.exit_code, obs.signal, obs.native_id)
+
+
+class LocalBackend:
+    """Runs jobs on this machine; see the module docstring."""
+
+    blocking: ClassVar[bool] = False
+    kill_grace: float = 5.0
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        self.cap = int(config.options.get("max_cpus") or os.cpu_count() or 1)
+        self._report: Report = lambda obs: None
+        self._queue: deque[Attempt] = deque()
+        self._running: dict[str, _Running] = {}
+        self._used = 0
+        self._wake = asyncio.Event()
+        self._ended: list[_Running] = []
+
+    def _cpus(self, attempt: Attempt) -> int:
+        return min(attempt.spec.resources.cpus, self.cap)
+
+    async def start(self, report: Report) -> None:
+        self._report = report
+
+    async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        for job in self._running.values():
+            loop.remove_reader(job.pidfd)
+            os.close(job.pidfd)
+        self._running.clear()
+
+    async def serve(self) -> None:
+        """Launch queued jobs as slots free up and turn ended wrappers into observations."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._ended:
+                ended, self._ended = self._ended, []
+                self._used -= sum(self._cpus(job.attempt) for job in ended)
+                results = await asyncio.to_thread(_reap, ended)
+                for uuid, obs in results:
+                    self._report(_with_uuid(obs, uuid))
+            await self._launch_what_fits()
+
+    async def _launch_what_fits(self) -> None:
+        batch: list[Attempt] = []
+        while self._queue and (self._used == 0 or self._used + self._cpus(self._queue[0]) <= self.cap):
+            attempt = self._queue.popleft()
+            self._used += self._cpus(attempt)  # reserved now, released below or when it ends
+            batch.append(attempt)
+        if not batch:
+            return
+        launched = await asyncio.to_thread(_spawn_all, batch)
+        for attempt, pid, error in launched:
+            self._used -= self._cpus(attempt)
+            if error is not None or pid is None:
+                self._report(Observation(attempt.uuid, JobState.FAILED, f"launch failed: {error}"))
+                continue
+            self._watch(attempt, pid)
+            self._report(Observation(attempt.uuid, JobState.RUNNING, "started", native_id=str(pid)))
+
+    def _watch(self, attempt: Attempt, pid: int) -> bool:
+        """Track a wrapper (it holds its cpus until it ends); False if it already ended."""
+        self._used += self._cpus(attempt)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._ended.append(_Running(attempt, pid, -1))
+            self._wake.set()
+            return False
+        job = _Running(attempt, pid, pidfd)
+        self._running[attempt.uuid] = job
+        asyncio.get_running_loop().add_reader(pidfd, self._on_exit, job)
+        return True
+
+    def _on_exit(self, job: _Running) -> None:
+        asyncio.get_running_loop().remove_reader(job.pidfd)
+        os.close(job.pidfd)
+        self._running.pop(job.attempt.uuid, None)
+        self._ended.append(job)
+        self._wake.set()
+
+    async def submit(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
+        self._queue.extend(attempts)
+        self._wake.set()
+        return {a.uuid: "" for a in attempts}
+
+    async def reconcile(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
+        """A crash left these in ``submitting``: those whose wrapper started are found by its
+        lock dir; the others are submitted again (the lock makes a double launch impossible)."""
+        found = await asyncio.to_thread(
+            lambda: {a.uuid: "" for a in attempts if (a.attempt_dir / ".corral-run").exists()}
+        )
+        return found
+
+    async def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
+        """Tracked jobs report by events; only strangers (after a restart) are looked at."""
+        queued = {a.uuid for a in self._queue}
+        strangers = [a for a in attempts if a.uuid not in self._running and a.uuid not in queued]
+        if not strangers:
+            return {}
+        found = await asyncio.to_thread(_inspect_all, strangers)
+        result: dict[str, Observation] = {}
+        for attempt, pid, obs in found:
+            if pid is not None:
+                if self._watch(attempt, pid):
+                    result[attempt.uuid] = Observation(attempt.uuid, JobState.RUNNING, "re-attached",
+                                                       native_id=str(pid))
+            elif obs is not None:
+                result[attempt.uuid] = obs
+            else:
+                self._queue.append(attempt)  # accepted but never launched: launch it now
+                self._wake.set()
+        return result
+
+    async def cancel(self, attempts: Sequence[Attempt]) -> None:
+        uuids = {a.uuid for a in attempts}
+        for attempt in [a for a in self._queue if a.uuid in uuids]:
+            self._queue.remove(attempt)
+            self._report(Observation(attempt.uuid, JobState.KILLED, "killed while queued"))
+        targets = [self._running[u] for u in uuids if u in self._running]
+        for job in targets:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(job.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.kill_grace
+        while any(j.attempt.uuid in self._running for j in targets) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for job in targets:
+            if job.attempt.uuid in self._running:
+                await asyncio.to_thread(_kill_group, job.attempt.attempt_dir)
+
+    async def fetch_outputs(self, attempt: Attempt) -> None:
+        return None  # the attempt dir is local
+
+
+def _spawn_all(batch: Sequence[Attempt]) -> list[tuple[Attempt, int | None, str | None]]:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        return [_spawn(a, devnull) for a in batch]
+    finally:
+        os.close(devnull)
+
+
+def _spawn(attempt: Attempt, devnull: int) -> tuple[Attempt, int | None, str | None]:
+    resources = attempt.spec.resources
+    argv = ["sh", str(WRAPPER), str(attempt.attempt_dir), str(resources.walltime or 0),
+            str((resources.memory_mb or 0) * 1024)]
+    try:
+        pid = os.posix_spawn(
+            "/bin/sh", argv, os.environ,
+            setsid=True,
+            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
+                          (os.POSIX_SPAWN_DUP2, devnull, 2)],
+        )
+    except OSError as exc:
+        return attempt, None, str(exc)
+    return attempt, pid, None
+
+
+def _reap(ended: Sequence[_Running]) -> list[tuple[str, Observation]]:
+    results = []
+    for job in ended:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(job.pid, 0)  # ours if we launched it; re-attached ones are not our children
+        obs = _read_exit(job.attempt.attempt_dir)
+        if obs is None:
+            obs = Observation(job.attempt.uuid, JobState.FAILED, "wrapper ended without an exit code")
+        results.append((job.attempt.uuid, obs))
+    return results
+
+
+def _inspect_all(attempts: Sequence[Attempt]) -> list[tuple[Attempt, int | None, Observation | None]]:
+    return [(a, *_inspect(a)) for a in attempts]
+
+
+def _inspect(attempt: Attempt) -> tuple[int | None, Observation | None]:
+    """After a restart: (pid to watch, None) or (None, final observation) or (None, None)."""
+    directory = attempt.attempt_dir
+    obs = _read_exit(directory)
+    if obs is not None:
+        return None, _with_uuid(obs, attempt.uuid)
+    try:
+        pid_file = directory / "pid"
+        pid = int(pid_file.read_text())
+        written = pid_file.stat().st_mtime
+    except (FileNotFoundError, ValueError):
+        if (directory / ".corral-run").exists():
+            age = time.time() - (directory / ".corral-run").stat().st_mtime
+            if age < 10:  # the wrapper is starting right now
+                return None, Observation(attempt.uuid, JobState.SUBMITTED, "starting")
+            return None, Observation(attempt.uuid, JobState.FAILED, "wrapper died before starting")
+        return None, None
+    started = _started_at(pid)
+    if started is not None and abs(started - written) < 5:
+        return pid, None
+    obs = _read_exit(directory)  # it may have ended between the two reads
+    if obs is not None:
+        return None, _with_uuid(obs, attempt.uuid)
+    return None, Observation(attempt.uuid, JobState.FAILED, "wrapper vanished without an exit code")
+
+
+def _kill_group(attempt_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        pgid = int((attempt_dir / "jobpgid").read_text())
+        os.killpg(pgid, signal.SIGKILL)

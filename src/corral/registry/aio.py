@@ -1,0 +1,50 @@
+"""The registry seen from the event loop: every call runs on one dedicated thread."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import ParamSpec, TypeVar
+
+from corral.registry.store import Registry
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class AsyncRegistry:
+    """Owns a ``Registry`` and the single thread it is used from (SQLite likes one writer)."""
+
+    def __init__(self, path: Path, work_dir: Path) -> None:
+        self._path = path
+        self._work_dir = work_dir
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="corral-db")
+        self._sync: Registry | None = None
+
+    @property
+    def sync(self) -> Registry:
+        if self._sync is None:
+            raise RuntimeError("registry is not open")
+        return self._sync
+
+    async def __aenter__(self) -> AsyncRegistry:
+        self._sync = await self._run(Registry, self._path, self._work_dir)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._sync is not None:
+            await self._run(self._sync.close)
+            self._sync = None
+        self._executor.shutdown(wait=False)
+
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``await reg.call(reg.sync.get, job_id)``: run a registry method on the db thread."""
+        return await self._run(fn, *args, **kwargs)
