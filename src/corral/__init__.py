@@ -5,13 +5,13 @@ Importing corral does no work: settings, the registry and the monitor start with
 
 __version__ = "0.1.0"
 
-from corral.api import Session as Session  # noqa: E402
-from corral.config import Settings as Settings  # noqa: E402
-from corral.config import load_settings as load_settings  # noqa: E402
-from corral.errors import CorralError as CorralError  # noqa: E402
-from corral.records import JobId as JobId  # noqa: E402
-from corral.records import JobRecord as JobRecord  # noqa: E402
-from corral.registry import Selection as Selection  # noqa: E402
-from corral.session import AsyncSession as AsyncSession  # noqa: E402
-from corral.spec import JobSpec as JobSpec  # noqa: E402
-from corral.states import JobState as JobState  # noqa: E402
+from corral.api import Session as Session
+from corral.config import Settings as Settings
+from corral.config import load_settings as load_settings
+from corral.errors import CorralError as CorralError
+from corral.records import JobId as JobId
+from corral.records import JobRecord as JobRecord
+from corral.registry import Selection as Selection
+from corral.session import AsyncSession as AsyncSession
+from corral.spec import JobSpec as JobSpec
+from corral.states import JobState as JobState

@@ -15,6 +15,7 @@ from corral.records import JobId, JobRecord, Transition
 from corral.registry import Selection
 from corral.session import AsyncSession, IdLike, MonitorMode
 from corral.spec import JobSpec
+from corral.states import JobState
 
 T = TypeVar("T")
 Jobs = IdLike | Iterable[IdLike] | Selection
@@ -23,7 +24,9 @@ Jobs = IdLike | Iterable[IdLike] | Selection
 class Session:
     """The sync API: same verbs as ``AsyncSession``. Use as a context manager."""
 
-    def __init__(self, settings: Settings | None = None, *, monitor: MonitorMode = "inprocess") -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, monitor: MonitorMode = "inprocess"
+    ) -> None:
         self._async = AsyncSession(settings, monitor=monitor)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -48,8 +51,12 @@ class Session:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             self._call(self._async.__aexit__(exc_type, exc, tb))
         finally:
@@ -80,8 +87,18 @@ class Session:
     def get(self, job: IdLike) -> JobRecord:
         return self._call(self._async.get(job))
 
-    def select(self, selection: Selection | None = None, **filters: Any) -> list[JobRecord]:
-        return self._call(self._async.select(selection, **filters))
+    def select(
+        self,
+        selection: Selection | None = None,
+        *,
+        states: Iterable[JobState | str] = (),
+        names: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        backends: Iterable[str] = (),
+    ) -> list[JobRecord]:
+        return self._call(
+            self._async.select(selection, states=states, names=names, tags=tags, backends=backends)
+        )
 
     def subjobs(self, job: IdLike) -> list[JobRecord]:
         return self._call(self._async.subjobs(job))

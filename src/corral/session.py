@@ -52,7 +52,9 @@ class AsyncSession:
     only reads and writes the registry.
     """
 
-    def __init__(self, settings: Settings | None = None, *, monitor: MonitorMode = "inprocess") -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, monitor: MonitorMode = "inprocess"
+    ) -> None:
         self.settings = settings or load_settings()
         self.mode = monitor
         self._stack = AsyncExitStack()
@@ -86,8 +88,12 @@ class AsyncSession:
             raise
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._follower is not None:
             self._follower.cancel()
         had_monitor = self._monitor is not None
@@ -129,10 +135,22 @@ class AsyncSession:
     async def get(self, job: IdLike) -> JobRecord:
         return await self._reg.call(self._reg.sync.get, as_id(job))
 
-    async def select(self, selection: Selection | None = None, **filters: Any) -> list[JobRecord]:
-        """Jobs matching a selection, e.g. ``select(states=(JobState.FAILED,), tags=("x",))``."""
-        selection = selection or Selection(**{k: tuple(v) if isinstance(v, list) else v
-                                              for k, v in filters.items()})
+    async def select(
+        self,
+        selection: Selection | None = None,
+        *,
+        states: Iterable[JobState | str] = (),
+        names: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        backends: Iterable[str] = (),
+    ) -> list[JobRecord]:
+        """Top-level jobs matching a selection, e.g. ``select(states=["failed"], tags=["x"])``."""
+        selection = selection or Selection(
+            states=tuple(JobState(s) for s in states),
+            names=tuple(names),
+            tags=tuple(tags),
+            backends=tuple(backends),
+        )
         return await self._reg.call(self._reg.sync.select, selection)
 
     async def subjobs(self, job: IdLike) -> list[JobRecord]:
@@ -159,16 +177,18 @@ class AsyncSession:
         await self._after_write()
         return touched
 
-    async def resubmit(self, jobs: IdLike | Iterable[IdLike] | Selection, *,
-                       include_all: bool = False) -> list[JobId]:
+    async def resubmit(
+        self, jobs: IdLike | Iterable[IdLike] | Selection, *, include_all: bool = False
+    ) -> list[JobId]:
         """New attempts for failed/killed (sub)jobs, or every final one with ``include_all``."""
         ids = await self.resolve(jobs)
         touched = await self._reg.call(self._reg.sync.resubmit, ids, include_all=include_all)
         await self._after_write()
         return touched
 
-    async def remove(self, jobs: IdLike | Iterable[IdLike] | Selection, *,
-                     force: bool = False) -> list[JobRecord]:
+    async def remove(
+        self, jobs: IdLike | Iterable[IdLike] | Selection, *, force: bool = False
+    ) -> list[JobRecord]:
         """Delete jobs from the registry and their job dirs; active ones need ``force`` (and
         are killed first)."""
         ids = await self.resolve(jobs)
@@ -179,8 +199,12 @@ class AsyncSession:
         await asyncio.to_thread(_delete_dirs, [r.job_dir for r in removed])
         return removed
 
-    async def wait(self, jobs: IdLike | Iterable[IdLike] | Selection, *,
-                   timeout: float | None = None) -> list[JobRecord]:
+    async def wait(
+        self,
+        jobs: IdLike | Iterable[IdLike] | Selection,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 -- the sync facade has no scope to pass
+    ) -> list[JobRecord]:
         """Until every given job is final; ``TimeoutError`` after ``timeout`` seconds."""
         ids = await self.resolve(jobs)
         async with asyncio.timeout(timeout):

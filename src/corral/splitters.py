@@ -65,4 +65,7 @@ def split(spec: JobSpec) -> list[JobSpec]:
         return [_sweep_point(spec, point) for point in sweep_points(splitter)]
     assert isinstance(splitter, FileSplitter)
     files = spec.input_files
-    return [_file_chunk(spec, files[i : i + splitter.chunk]) for i in range(0, len(files), splitter.chunk)]
+    return [
+        _file_chunk(spec, files[i : i + splitter.chunk])
+        for i in range(0, len(files), splitter.chunk)
+    ]

@@ -79,9 +79,9 @@ def decide(current: JobState, observed: JobState, *, requeue: bool = False) -> D
     if observed.rank <= current.rank:
         return NO_CHANGE
     # A job seen finished by a scheduler that never showed it running did run: fill that in.
-    if current.rank < JobState.RUNNING.rank <= observed.rank and current.rank >= JobState.SUBMITTED.rank:
-        if observed in (JobState.COMPLETING, JobState.COMPLETED):
-            return Decision((JobState.RUNNING, observed))
+    queued = current in (JobState.SUBMITTING, JobState.SUBMITTED)
+    if queued and observed in (JobState.COMPLETING, JobState.COMPLETED):
+        return Decision((JobState.RUNNING, observed))
     return Decision((observed,))
 
 

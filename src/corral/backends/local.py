@@ -16,10 +16,11 @@ import signal
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from corral import faults
 from corral.backends.base import BackendConfig, Report
 from corral.records import Attempt, Observation
 from corral.states import JobState
@@ -52,6 +53,7 @@ class _Running:
     attempt: Attempt
     pid: int
     pidfd: int
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _read_exit(attempt_dir: Path) -> Observation | None:
@@ -71,8 +73,13 @@ def _observation_from_exit(attempt_dir: Path, code: int, killed: bool) -> Observ
     if code == 124:
         return Observation(uuid, JobState.FAILED, "walltime exceeded", exit_code=code)
     if code > 128:
-        return Observation(uuid, JobState.COMPLETING, f"killed by signal {code - 128}",
-                           exit_code=code, signal=code - 128)
+        return Observation(
+            uuid,
+            JobState.COMPLETING,
+            f"killed by signal {code - 128}",
+            exit_code=code,
+            signal=code - 128,
+        )
     return Observation(uuid, JobState.COMPLETING, f"exit code {code}", exit_code=code)
 
 
@@ -84,11 +91,12 @@ class LocalBackend:
     """Runs jobs on this machine; see the module docstring."""
 
     blocking: ClassVar[bool] = False
-    kill_grace: float = 5.0
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"max_cpus", "kill_grace"})
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
         self.cap = int(config.options.get("max_cpus") or os.cpu_count() or 1)
+        self.kill_grace = float(config.options.get("kill_grace", 5.0))
         self._report: Report = lambda obs: None
         self._queue: deque[Attempt] = deque()
         self._running: dict[str, _Running] = {}
@@ -124,13 +132,16 @@ class LocalBackend:
 
     async def _launch_what_fits(self) -> None:
         batch: list[Attempt] = []
-        while self._queue and (self._used == 0 or self._used + self._cpus(self._queue[0]) <= self.cap):
+        while self._queue and (
+            self._used == 0 or self._used + self._cpus(self._queue[0]) <= self.cap
+        ):
             attempt = self._queue.popleft()
             self._used += self._cpus(attempt)  # reserved now, released below or when it ends
             batch.append(attempt)
         if not batch:
             return
         launched = await asyncio.to_thread(_spawn_all, batch)
+        faults.point("after_spawn")  # jobs run, the registry does not know yet
         for attempt, pid, error in launched:
             self._used -= self._cpus(attempt)
             if error is not None or pid is None:
@@ -157,6 +168,7 @@ class LocalBackend:
         asyncio.get_running_loop().remove_reader(job.pidfd)
         os.close(job.pidfd)
         self._running.pop(job.attempt.uuid, None)
+        job.ended.set()
         self._ended.append(job)
         self._wake.set()
 
@@ -184,8 +196,9 @@ class LocalBackend:
         for attempt, pid, obs in found:
             if pid is not None:
                 if self._watch(attempt, pid):
-                    result[attempt.uuid] = Observation(attempt.uuid, JobState.RUNNING, "re-attached",
-                                                       native_id=str(pid))
+                    result[attempt.uuid] = Observation(
+                        attempt.uuid, JobState.RUNNING, "re-attached", native_id=str(pid)
+                    )
             elif obs is not None:
                 result[attempt.uuid] = obs
             else:
@@ -202,9 +215,10 @@ class LocalBackend:
         for job in targets:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(job.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.kill_grace
-        while any(j.attempt.uuid in self._running for j in targets) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        if targets:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.kill_grace):
+                    await asyncio.gather(*(job.ended.wait() for job in targets))
         for job in targets:
             if job.attempt.uuid in self._running:
                 await asyncio.to_thread(_kill_group, job.attempt.attempt_dir)
@@ -223,14 +237,24 @@ def _spawn_all(batch: Sequence[Attempt]) -> list[tuple[Attempt, int | None, str 
 
 def _spawn(attempt: Attempt, devnull: int) -> tuple[Attempt, int | None, str | None]:
     resources = attempt.spec.resources
-    argv = ["sh", str(WRAPPER), str(attempt.attempt_dir), str(resources.walltime or 0),
-            str((resources.memory_mb or 0) * 1024)]
+    argv = [
+        "sh",
+        str(WRAPPER),
+        str(attempt.attempt_dir),
+        str(resources.walltime or 0),
+        str((resources.memory_mb or 0) * 1024),
+    ]
     try:
         pid = os.posix_spawn(
-            "/bin/sh", argv, os.environ,
+            "/bin/sh",
+            argv,
+            os.environ,
             setsid=True,
-            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
-                          (os.POSIX_SPAWN_DUP2, devnull, 2)],
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, devnull, 0),
+                (os.POSIX_SPAWN_DUP2, devnull, 1),
+                (os.POSIX_SPAWN_DUP2, devnull, 2),
+            ],
         )
     except OSError as exc:
         return attempt, None, str(exc)
@@ -244,12 +268,16 @@ def _reap(ended: Sequence[_Running]) -> list[tuple[str, Observation]]:
             os.waitpid(job.pid, 0)  # ours if we launched it; re-attached ones are not our children
         obs = _read_exit(job.attempt.attempt_dir)
         if obs is None:
-            obs = Observation(job.attempt.uuid, JobState.FAILED, "wrapper ended without an exit code")
+            obs = Observation(
+                job.attempt.uuid, JobState.FAILED, "wrapper ended without an exit code"
+            )
         results.append((job.attempt.uuid, obs))
     return results
 
 
-def _inspect_all(attempts: Sequence[Attempt]) -> list[tuple[Attempt, int | None, Observation | None]]:
+def _inspect_all(
+    attempts: Sequence[Attempt],
+) -> list[tuple[Attempt, int | None, Observation | None]]:
     return [(a, *_inspect(a)) for a in attempts]
 
 

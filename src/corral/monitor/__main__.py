@@ -54,10 +54,14 @@ async def _until_idle_or_stopped(monitor: Monitor, stop: asyncio.Event, idle_exi
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m corral.monitor", description=__doc__)
-    parser.add_argument("--daemon", action="store_true", help="log with timestamps (started detached)")
+    parser.add_argument(
+        "--daemon", action="store_true", help="log with timestamps (started detached)"
+    )
     parser.add_argument("--idle-exit", type=float, default=None, help="seconds idle before exiting")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s"
+    )
     try:
         settings = load_settings()
         idle = settings.idle_exit if args.idle_exit is None else args.idle_exit

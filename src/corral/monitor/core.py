@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from corral import __version__, backends, sandbox
+from corral import __version__, backends, faults, sandbox
 from corral.backends.base import Backend, ThreadedBackend
 from corral.config import Settings
 from corral.errors import BackendUnavailable, CorralError, MonitorBusy
@@ -40,8 +40,12 @@ HEARTBEAT = 10.0
 class Monitor:
     """Drives every active job of one registry until the context exits."""
 
-    def __init__(self, settings: Settings, registry: AsyncRegistry,
-                 on_transitions: TransitionCallback | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: AsyncRegistry,
+        on_transitions: TransitionCallback | None = None,
+    ) -> None:
         self.settings = settings
         self._reg = registry
         self._on_transitions = on_transitions
@@ -65,10 +69,14 @@ class Monitor:
         fd = try_lock(self.settings.lock_path)
         if fd is None:
             pid = holder(self.settings.lock_path)
-            raise MonitorBusy(f"another monitor (pid {pid}) already drives {self.settings.registry}")
+            raise MonitorBusy(
+                f"another monitor (pid {pid}) already drives {self.settings.registry}"
+            )
         self._lock_fd = fd
         try:
-            self.epoch = await self._reg.call(self._reg.sync.acquire_lease, os.getpid(), __version__)
+            self.epoch = await self._reg.call(
+                self._reg.sync.acquire_lease, os.getpid(), __version__
+            )
             self._tg = asyncio.TaskGroup()
             await self._tg.__aenter__()
             ready = asyncio.Event()
@@ -80,8 +88,12 @@ class Monitor:
             raise
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             if self._runner is not None and not self._runner.done():
                 with contextlib.suppress(CorralError):
@@ -138,8 +150,15 @@ class Monitor:
         if obs.state == JobState.COMPLETING:
             self._exits[obs.uuid] = obs
         self._pending.append(
-            Update(obs.uuid, obs.state, obs.reason, obs.exit_code, obs.signal, obs.native_id,
-                   obs.requeue)
+            Update(
+                obs.uuid,
+                obs.state,
+                obs.reason,
+                obs.exit_code,
+                obs.signal,
+                obs.native_id,
+                obs.requeue,
+            )
         )
         self._flush_needed.set()
 
@@ -184,6 +203,8 @@ class Monitor:
                 continue
             version = now_version
             claimed = await self._reg.call(sync.claim_new, self.epoch)
+            if claimed:
+                faults.point("after_claim")  # 'submitting' is stored, nothing launched yet
             by_loop: dict[str, list[Attempt]] = {}
             for attempt in claimed:
                 loop = self._loop_for(attempt)
@@ -244,7 +265,9 @@ class Monitor:
                 self.report(await self._finalise_one(attempt))
             except Exception as exc:  # one bad job must not stop finalisation of the others
                 log.exception("finalising %s failed", attempt.id)
-                self.report(Observation(attempt.uuid, JobState.FAILED, f"finalisation failed: {exc}"))
+                self.report(
+                    Observation(attempt.uuid, JobState.FAILED, f"finalisation failed: {exc}")
+                )
 
     async def _finalise_one(self, attempt: Attempt) -> Observation:
         loop = self._owner.get(attempt.id)
@@ -265,8 +288,9 @@ class Monitor:
         if code not in (0, None):
             return Observation(attempt.uuid, JobState.FAILED, f"exit code {code}")
         if missing:
-            return Observation(attempt.uuid, JobState.FAILED,
-                               "missing declared output: " + ", ".join(missing))
+            return Observation(
+                attempt.uuid, JobState.FAILED, "missing declared output: " + ", ".join(missing)
+            )
         return Observation(attempt.uuid, JobState.COMPLETED, "exit code 0")
 
 

@@ -126,8 +126,12 @@ class BackendLoop:
             self.status.errors += 1
             self.status.consecutive_errors += 1
             self.status.last_error = str(exc) or type(exc).__name__
-            log.warning("backend %s: %s", self.name, self.status.last_error,
-                        exc_info=not isinstance(exc, CorralError))
+            log.warning(
+                "backend %s: %s",
+                self.name,
+                self.status.last_error,
+                exc_info=not isinstance(exc, CorralError),
+            )
             return False
         self.status.consecutive_errors = 0
         return True
@@ -177,13 +181,18 @@ class BackendLoop:
             if attempt.uuid in native:
                 self._accepted(attempt, native[attempt.uuid], "submitted")
             else:
-                self.report(Observation(attempt.uuid, JobState.FAILED, "the backend refused the job"))
+                self.report(
+                    Observation(attempt.uuid, JobState.FAILED, "the backend refused the job")
+                )
 
     def _accepted(self, attempt: Attempt, native_id: str, reason: str) -> None:
-        attempt = replace(attempt, native_id=native_id or attempt.native_id,
-                          state=JobState.SUBMITTED)
+        attempt = replace(
+            attempt, native_id=native_id or attempt.native_id, state=JobState.SUBMITTED
+        )
         self.tracked[attempt.id] = attempt
-        self.report(Observation(attempt.uuid, JobState.SUBMITTED, reason, native_id=native_id or None))
+        self.report(
+            Observation(attempt.uuid, JobState.SUBMITTED, reason, native_id=native_id or None)
+        )
 
     async def _do_status(self) -> None:
         self.status.active = len(self.tracked)

@@ -34,8 +34,12 @@ class AsyncRegistry:
         self._sync = await self._run(Registry, self._path, self._work_dir)
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._sync is not None:
             await self._run(self._sync.close)
             self._sync = None

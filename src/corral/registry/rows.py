@@ -99,9 +99,11 @@ class Selection:
 
     @property
     def empty(self) -> bool:
-        return not (
-            self.ids or self.states or self.names or self.tags or self.backends
-        ) and self.older_than is None and self.newer_than is None
+        return (
+            not (self.ids or self.states or self.names or self.tags or self.backends)
+            and self.older_than is None
+            and self.newer_than is None
+        )
 
     def where(self) -> ColumnElement[bool]:
         """The SQL condition, over top-level rows unless ids name subjobs."""

@@ -64,7 +64,9 @@ class Registry:
 
     def last_seq(self) -> int:
         with self._reader.begin() as conn:
-            return int(conn.execute(select(func.coalesce(func.max(transitions.c.seq), 0))).scalar_one())
+            return int(
+                conn.execute(select(func.coalesce(func.max(transitions.c.seq), 0))).scalar_one()
+            )
 
     def transitions_since(self, seq: int, limit: int = 100_000) -> list[Transition]:
         query = (
@@ -82,7 +84,9 @@ class Registry:
         """Store a new job (and its subjobs) in state ``new``; the monitor submits it."""
         now = time.time()
         with self._writer.begin() as conn:
-            job_id = int(conn.execute(select(func.coalesce(func.max(jobs.c.job_id), 0) + 1)).scalar_one())
+            job_id = int(
+                conn.execute(select(func.coalesce(func.max(jobs.c.job_id), 0) + 1)).scalar_one()
+            )
             job_dir = self.work_dir / str(job_id)
             base = {
                 "job_id": job_id,
@@ -96,25 +100,49 @@ class Registry:
                 "updated_at": now,
             }
             values = [
-                dict(base, sub=TOP, name=spec.name, spec=spec.to_json(), uuid=str(uuidlib.uuid4()),
-                     job_dir=str(job_dir), subjobs=len(subspecs))
+                dict(
+                    base,
+                    sub=TOP,
+                    name=spec.name,
+                    spec=spec.to_json(),
+                    uuid=str(uuidlib.uuid4()),
+                    job_dir=str(job_dir),
+                    subjobs=len(subspecs),
+                )
             ]
             values += [
-                dict(base, sub=i, name=s.name, spec=s.to_json(), uuid=str(uuidlib.uuid4()),
-                     job_dir=str(job_dir / str(i)), subjobs=0)
+                dict(
+                    base,
+                    sub=i,
+                    name=s.name,
+                    spec=s.to_json(),
+                    uuid=str(uuidlib.uuid4()),
+                    job_dir=str(job_dir / str(i)),
+                    subjobs=0,
+                )
                 for i, s in enumerate(subspecs)
             ]
             conn.execute(jobs.insert(), values)
             pks = conn.execute(select(jobs.c.pk).where(jobs.c.job_id == job_id)).scalars().all()
             conn.execute(
                 transitions.insert(),
-                [{"job_pk": pk, "attempt": 1, "old_state": None, "new_state": "new", "at": now,
-                  "reason": "created", "applied": True} for pk in pks],
+                [
+                    {
+                        "job_pk": pk,
+                        "attempt": 1,
+                        "old_state": None,
+                        "new_state": "new",
+                        "at": now,
+                        "reason": "created",
+                        "applied": True,
+                    }
+                    for pk in pks
+                ],
             )
         return JobId(job_id)
 
     def request_kill(self, ids: Sequence[JobId]) -> list[JobId]:
-        """Flag active runnable jobs for the monitor to cancel; jobs still ``new`` are killed here."""
+        """Flag active runnable jobs for the monitor to cancel; ``new`` ones are killed here."""
         now = time.time()
         touched: list[JobId] = []
         with self._writer.begin() as conn:
@@ -124,15 +152,21 @@ class Registry:
                     continue
                 touched.append(JobId(row.job_id, rows.from_sub(row.sub)))
                 if state == JobState.NEW:
-                    apply_updates(conn, [Update(row.uuid, JobState.KILLED, "killed before submission")], now)
+                    apply_updates(
+                        conn, [Update(row.uuid, JobState.KILLED, "killed before submission")], now
+                    )
                 else:
-                    conn.execute(update(jobs).where(jobs.c.pk == row.pk).values(kill_requested=True))
+                    conn.execute(
+                        update(jobs).where(jobs.c.pk == row.pk).values(kill_requested=True)
+                    )
         return touched
 
     def resubmit(self, ids: Sequence[JobId], *, include_all: bool = False) -> list[JobId]:
         """Start a new attempt of final jobs (failed/killed ones only unless ``include_all``)."""
         now = time.time()
-        wanted = {JobState.FAILED, JobState.KILLED} | ({JobState.COMPLETED} if include_all else set())
+        wanted = {JobState.FAILED, JobState.KILLED} | (
+            {JobState.COMPLETED} if include_all else set()
+        )
         touched: list[JobId] = []
         with self._writer.begin() as conn:
             for row in self._runnable(conn, ids):
@@ -203,7 +237,9 @@ class Registry:
             return [rows.transition_of(r) for r in conn.execute(query)]
 
     def count_active(self) -> int:
-        query = select(func.count()).where(jobs.c.subjobs == 0, jobs.c.state.in_([s.value for s in ACTIVE]))
+        query = select(func.count()).where(
+            jobs.c.subjobs == 0, jobs.c.state.in_([s.value for s in ACTIVE])
+        )
         with self._reader.begin() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -240,22 +276,38 @@ class Registry:
         with self._writer.begin() as conn:
             epoch = int(conn.execute(select(lease.c.epoch).where(lease.c.id == 1)).scalar_one()) + 1
             conn.execute(
-                update(lease).where(lease.c.id == 1).values(
-                    epoch=epoch, pid=pid, host=socket.gethostname(), version=version,
-                    acquired_at=now, heartbeat=now, released=False,
+                update(lease)
+                .where(lease.c.id == 1)
+                .values(
+                    epoch=epoch,
+                    pid=pid,
+                    host=socket.gethostname(),
+                    version=version,
+                    acquired_at=now,
+                    heartbeat=now,
+                    released=False,
                 )
             )
         return epoch
 
     def release_lease(self, epoch: int) -> None:
         with self._writer.begin() as conn:
-            conn.execute(update(lease).where(lease.c.id == 1, lease.c.epoch == epoch).values(released=True))
+            conn.execute(
+                update(lease).where(lease.c.id == 1, lease.c.epoch == epoch).values(released=True)
+            )
 
     def lease_info(self) -> LeaseInfo:
         with self._reader.begin() as conn:
             m = conn.execute(select(lease).where(lease.c.id == 1)).one()._mapping
-        return LeaseInfo(m["epoch"], m["pid"], m["host"], m["version"], m["acquired_at"],
-                         m["heartbeat"], bool(m["released"]))
+        return LeaseInfo(
+            m["epoch"],
+            m["pid"],
+            m["host"],
+            m["version"],
+            m["acquired_at"],
+            m["heartbeat"],
+            bool(m["released"]),
+        )
 
     def claim_new(self, epoch: int, limit: int = 5000) -> list[Attempt]:
         """Move up to ``limit`` new runnable jobs to ``submitting`` (durable before acting)."""
@@ -263,13 +315,22 @@ class Registry:
         with self._writer.begin() as conn:
             _fence(conn, epoch, now)
             found = conn.execute(
-                select(jobs).where(jobs.c.state == "new", jobs.c.subjobs == 0).order_by(jobs.c.pk).limit(limit)
+                select(jobs)
+                .where(jobs.c.state == "new", jobs.c.subjobs == 0)
+                .order_by(jobs.c.pk)
+                .limit(limit)
             ).all()
             if not found:
                 return []
-            apply_updates(conn, [Update(r.uuid, JobState.SUBMITTING, "claimed by monitor") for r in found], now)
+            apply_updates(
+                conn,
+                [Update(r.uuid, JobState.SUBMITTING, "claimed by monitor") for r in found],
+                now,
+            )
             claimed = conn.execute(
-                select(jobs).where(jobs.c.pk.in_([r.pk for r in found]), jobs.c.state == "submitting")
+                select(jobs).where(
+                    jobs.c.pk.in_([r.pk for r in found]), jobs.c.state == "submitting"
+                )
             ).all()
         return [rows.attempt_of(r) for r in claimed]
 
@@ -291,7 +352,9 @@ class Registry:
         now = time.time()
         with self._writer.begin() as conn:
             _fence(conn, epoch, now)
-            first = int(conn.execute(select(func.coalesce(func.max(transitions.c.seq), 0))).scalar_one())
+            first = int(
+                conn.execute(select(func.coalesce(func.max(transitions.c.seq), 0))).scalar_one()
+            )
             apply_updates(conn, updates, now)
             query = (
                 select(transitions, jobs.c.job_id, jobs.c.sub)

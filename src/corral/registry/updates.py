@@ -82,7 +82,9 @@ def apply_updates(conn: Connection, updates: Sequence[Update], now: float) -> No
                 conn.execute(transitions.insert(), events)
                 events = []
             archive_and_renew(
-                conn, renewed, now,
+                conn,
+                renewed,
+                now,
                 f"automatic resubmission (attempt {row.attempt + 1} of "
                 f"{spec_from_json(row.spec).max_attempts})",
             )
@@ -101,32 +103,59 @@ class _Row(dict[str, Any]):
         return _Row(self, **values)
 
 
-def _event(row: Any, old: JobState, new: JobState, now: float, reason: str, *,
-           applied: bool = True) -> dict[str, Any]:
-    return {"job_pk": row.pk, "attempt": row.attempt, "old_state": old.value,
-            "new_state": new.value, "at": now, "reason": reason, "applied": applied}
+def _event(
+    row: Any, old: JobState, new: JobState, now: float, reason: str, *, applied: bool = True
+) -> dict[str, Any]:
+    return {
+        "job_pk": row.pk,
+        "attempt": row.attempt,
+        "old_state": old.value,
+        "new_state": new.value,
+        "at": now,
+        "reason": reason,
+        "applied": applied,
+    }
 
 
 def archive_and_renew(conn: Connection, row: Any, now: float, reason: str) -> None:
     """Close ``row``'s current attempt into ``attempts`` and start the next one as ``new``."""
     conn.execute(
         attempts.insert().values(
-            job_pk=row.pk, attempt=row.attempt, uuid=row.uuid, state=row.state,
-            native_id=row.native_id, exit_code=row.exit_code, signal=row.signal,
-            reason=row.reason, ended_at=now,
+            job_pk=row.pk,
+            attempt=row.attempt,
+            uuid=row.uuid,
+            state=row.state,
+            native_id=row.native_id,
+            exit_code=row.exit_code,
+            signal=row.signal,
+            reason=row.reason,
+            ended_at=now,
         )
     )
     conn.execute(
-        update(jobs).where(jobs.c.pk == row.pk).values(
-            attempt=row.attempt + 1, uuid=str(uuidlib.uuid4()), state=JobState.NEW.value,
-            native_id=None, exit_code=None, signal=None, reason="", kill_requested=False,
+        update(jobs)
+        .where(jobs.c.pk == row.pk)
+        .values(
+            attempt=row.attempt + 1,
+            uuid=str(uuidlib.uuid4()),
+            state=JobState.NEW.value,
+            native_id=None,
+            exit_code=None,
+            signal=None,
+            reason="",
+            kill_requested=False,
             updated_at=now,
         )
     )
     conn.execute(
         transitions.insert().values(
-            job_pk=row.pk, attempt=row.attempt + 1, old_state=row.state,
-            new_state=JobState.NEW.value, at=now, reason=reason, applied=True,
+            job_pk=row.pk,
+            attempt=row.attempt + 1,
+            old_state=row.state,
+            new_state=JobState.NEW.value,
+            at=now,
+            reason=reason,
+            applied=True,
         )
     )
     if row.sub != TOP:
@@ -137,7 +166,9 @@ def refresh_masters(conn: Connection, job_ids: Iterable[int], now: float | None 
     """Recompute each master's state from its subjobs and record the change if any."""
     now = time.time() if now is None else now
     for job_id in job_ids:
-        master = conn.execute(select(jobs).where(jobs.c.job_id == job_id, jobs.c.sub == TOP)).first()
+        master = conn.execute(
+            select(jobs).where(jobs.c.job_id == job_id, jobs.c.sub == TOP)
+        ).first()
         if master is None or master.subjobs == 0:
             continue
         counts = {
@@ -151,10 +182,17 @@ def refresh_masters(conn: Connection, job_ids: Iterable[int], now: float | None 
         derived = master_state(counts)
         if derived.value == master.state:
             continue
-        conn.execute(update(jobs).where(jobs.c.pk == master.pk).values(state=derived.value, updated_at=now))
+        conn.execute(
+            update(jobs).where(jobs.c.pk == master.pk).values(state=derived.value, updated_at=now)
+        )
         conn.execute(
             transitions.insert().values(
-                job_pk=master.pk, attempt=master.attempt, old_state=master.state,
-                new_state=derived.value, at=now, reason="derived from subjobs", applied=True,
+                job_pk=master.pk,
+                attempt=master.attempt,
+                old_state=master.state,
+                new_state=derived.value,
+                at=now,
+                reason="derived from subjobs",
+                applied=True,
             )
         )

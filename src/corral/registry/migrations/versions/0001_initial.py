@@ -42,7 +42,9 @@ def upgrade() -> None:
     op.create_table(
         "attempts",
         sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("job_pk", sa.Integer, sa.ForeignKey("jobs.pk", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "job_pk", sa.Integer, sa.ForeignKey("jobs.pk", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("attempt", sa.Integer, nullable=False),
         sa.Column("uuid", sa.String(36), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
@@ -56,7 +58,9 @@ def upgrade() -> None:
     op.create_table(
         "transitions",
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("job_pk", sa.Integer, sa.ForeignKey("jobs.pk", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "job_pk", sa.Integer, sa.ForeignKey("jobs.pk", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("attempt", sa.Integer, nullable=False),
         sa.Column("old_state", sa.String(16)),
         sa.Column("new_state", sa.String(16), nullable=False),
