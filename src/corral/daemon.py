@@ -37,6 +37,8 @@ def _spawn_detached(settings: Settings) -> None:
     # sh backgrounds the daemon and exits at once: we reap sh, init adopts the daemon, and the
     # new session means a closing terminal (SIGHUP) never reaches it.
     env = dict(os.environ, CORRAL_HOME=str(settings.home))
+    if settings.config_file is not None:  # the daemon reads the config its starter read
+        env["CORRAL_CONFIG"] = str(settings.config_file)
     script = 'exec "$0" -m corral.monitor --daemon --idle-exit "$2" >>"$1" 2>&1 </dev/null &'
     argv = ["sh", "-c", script, sys.executable, str(settings.log_path), str(settings.idle_exit)]
     pid = os.posix_spawn("/bin/sh", argv, env, setsid=True)

@@ -62,6 +62,7 @@ class AsyncSession:
         self._monitor: Monitor | None = None
         self._callbacks: list[Callable[[Transition], None]] = []
         self._follower: asyncio.Task[None] | None = None
+        self._has_callbacks = asyncio.Event()
 
     @property
     def monitor(self) -> Monitor | None:
@@ -236,15 +237,17 @@ class AsyncSession:
     def on_transition(self, callback: Callable[[Transition], None]) -> None:
         """Call ``callback`` for every state change stored from now on (any process's)."""
         self._callbacks.append(callback)
+        if self._follower is not None:
+            self._follower.get_loop().call_soon_threadsafe(self._has_callbacks.set)
 
     async def _follow(self) -> None:
         sync = self._reg.sync
         seq = await self._reg.call(sync.last_seq)
         version = await self._reg.call(sync.data_version)
+        if not self._callbacks:
+            await self._has_callbacks.wait()  # no polling at all until someone listens
         while True:
             await asyncio.sleep(FOLLOW_POLL)
-            if not self._callbacks:
-                continue
             now = await self._reg.call(sync.data_version)
             if now == version:
                 continue

@@ -58,11 +58,10 @@ class _Running:
 
 def _read_exit(attempt_dir: Path) -> Observation | None:
     try:
-        text = (attempt_dir / "exit").read_text()
-    except FileNotFoundError:
-        return None
-    fields = text.split()
-    code, killed = int(fields[0]), len(fields) > 1
+        fields = (attempt_dir / "exit").read_text().split()
+        code, killed = int(fields[0]), len(fields) > 1
+    except (FileNotFoundError, IndexError, ValueError):
+        return None  # not written yet, or being written right now
     return _observation_from_exit(attempt_dir, code, killed)
 
 

@@ -33,7 +33,7 @@ from corral.states import JobState
 
 log = logging.getLogger("corral.monitor")
 TransitionCallback = Callable[[Sequence[Transition]], None]
-INTAKE_POLL = 0.1
+INTAKE_POLL = 0.2  # how soon a submit or kill from another process is noticed
 HEARTBEAT = 10.0
 
 

@@ -311,26 +311,29 @@ class Registry:
 
     def claim_new(self, epoch: int, limit: int = 5000) -> list[Attempt]:
         """Move up to ``limit`` new runnable jobs to ``submitting`` (durable before acting)."""
+        waiting = select(jobs.c.pk).where(jobs.c.state == "new", jobs.c.subjobs == 0)
+        with self._reader.begin() as conn:
+            if conn.execute(waiting.limit(1)).first() is None:
+                return []  # the common case costs a read, not a write
         now = time.time()
         with self._writer.begin() as conn:
             _fence(conn, epoch, now)
-            found = conn.execute(
-                select(jobs)
-                .where(jobs.c.state == "new", jobs.c.subjobs == 0)
-                .order_by(jobs.c.pk)
-                .limit(limit)
-            ).all()
+            found = (
+                conn.execute(
+                    select(jobs.c.uuid).where(
+                        jobs.c.pk.in_(waiting.order_by(jobs.c.pk).limit(limit))
+                    )
+                )
+                .scalars()
+                .all()
+            )
             if not found:
                 return []
             apply_updates(
-                conn,
-                [Update(r.uuid, JobState.SUBMITTING, "claimed by monitor") for r in found],
-                now,
+                conn, [Update(u, JobState.SUBMITTING, "claimed by monitor") for u in found], now
             )
             claimed = conn.execute(
-                select(jobs).where(
-                    jobs.c.pk.in_([r.pk for r in found]), jobs.c.state == "submitting"
-                )
+                select(jobs).where(jobs.c.uuid.in_(found), jobs.c.state == "submitting")
             ).all()
         return [rows.attempt_of(r) for r in claimed]
 

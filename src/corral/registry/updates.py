@@ -14,8 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
+from corral.errors import RegistryError
 from corral.registry.schema import TOP, attempts, jobs, transitions
 from corral.spec import spec_from_json
 from corral.states import JobState, decide, master_state
@@ -34,63 +35,76 @@ class Update:
     requeue: bool = False
 
 
+_ROW_COLUMNS = (
+    jobs.c.pk, jobs.c.job_id, jobs.c.sub, jobs.c.state, jobs.c.attempt, jobs.c.uuid,
+    jobs.c.native_id, jobs.c.exit_code, jobs.c.signal, jobs.c.reason, jobs.c.kill_requested,
+)  # fmt: skip
+
+# One statement for every row, so SQLAlchemy compiles it once and the batch is one executemany.
+# The WHERE is a compare-and-set; inside BEGIN IMMEDIATE nobody can write between our read and
+# this update, so a short row count means a bug, and the transaction is rolled back.
+_CAS = (
+    update(jobs)
+    .where(
+        jobs.c.pk == bindparam("b_pk"),
+        jobs.c.state == bindparam("b_old"),
+        jobs.c.attempt == bindparam("b_attempt"),
+    )
+    .values(
+        state=bindparam("b_state"),
+        updated_at=bindparam("b_now"),
+        native_id=bindparam("b_native_id"),
+        exit_code=bindparam("b_exit_code"),
+        signal=bindparam("b_signal"),
+        reason=bindparam("b_reason"),
+        kill_requested=bindparam("b_kill"),
+    )
+)
+
+
 def apply_updates(conn: Connection, updates: Sequence[Update], now: float) -> None:
-    by_uuid: dict[str, Any] = {}
+    rows: dict[str, _Row] = {}
     for i in range(0, len(updates), 500):
         uuids = [u.uuid for u in updates[i : i + 500]]
-        for found in conn.execute(select(jobs).where(jobs.c.uuid.in_(uuids))):
-            by_uuid[found.uuid] = _Row(found._mapping)
+        for found in conn.execute(select(*_ROW_COLUMNS).where(jobs.c.uuid.in_(uuids))):
+            rows[found.uuid] = _Row(found._mapping)
+    before = {uuid: row.state for uuid, row in rows.items()}
     events: list[dict[str, Any]] = []
-    masters: set[int] = set()
+    dirty: set[str] = set()
     for item in updates:
-        row = by_uuid.get(item.uuid)
+        row = rows.get(item.uuid)
         if row is None:
             continue  # removed, or an attempt that was superseded
         current = JobState(row.state)
         decision = decide(current, item.state, requeue=item.requeue)
         if not decision.changes:
-            if item.state != current and item.state != JobState.UNKNOWN:
+            if item.state not in (current, JobState.UNKNOWN):
                 events.append(_event(row, current, item.state, now, item.reason, applied=False))
             continue
-        target = decision.target
-        assert target is not None
-        values: dict[str, Any] = {"state": target.value, "updated_at": now}
-        for key in ("exit_code", "signal", "native_id"):
-            if getattr(item, key) is not None:
-                values[key] = getattr(item, key)
-        if item.reason and target != JobState.UNKNOWN:
-            values["reason"] = item.reason
-        if target.final:
-            values["kill_requested"] = False
-        result = conn.execute(
-            update(jobs)
-            .where(jobs.c.pk == row.pk, jobs.c.state == row.state, jobs.c.attempt == row.attempt)
-            .values(**values)
-        )
-        if result.rowcount != 1:
-            continue  # another writer moved it first; its change stands
-        row = by_uuid[item.uuid] = row.updated(values)  # a later update in this batch sees it
-        old = current
+        rows[item.uuid] = row.observe(item, decision.steps[-1])
         for step in decision.steps:
-            events.append(_event(row, old, step, now, item.reason))
-            old = step
-        if row.sub != TOP:
-            masters.add(row.job_id)
-        if target == JobState.FAILED and row.attempt < spec_from_json(row.spec).max_attempts:
-            renewed = conn.execute(select(jobs).where(jobs.c.pk == row.pk)).one()
-            if events:
-                conn.execute(transitions.insert(), events)
-                events = []
-            archive_and_renew(
-                conn,
-                renewed,
-                now,
-                f"automatic resubmission (attempt {row.attempt + 1} of "
-                f"{spec_from_json(row.spec).max_attempts})",
-            )
+            events.append(_event(row, current, step, now, item.reason))
+            current = step
+        dirty.add(item.uuid)
+    params = [rows[u].params(before[u], now) for u in dirty]
+    if params:
+        result = conn.execute(_CAS, params)
+        if result.rowcount != len(params):
+            raise RegistryError("a job changed under a write transaction; nothing was applied")
     if events:
         conn.execute(transitions.insert(), events)
-    refresh_masters(conn, masters, now)
+    _retry_failed(conn, [rows[u] for u in dirty if rows[u].state == JobState.FAILED.value], now)
+    refresh_masters(conn, {rows[u].job_id for u in dirty if rows[u].sub != TOP}, now)
+
+
+def _retry_failed(conn: Connection, failed: Sequence[_Row], now: float) -> None:
+    """Failed attempts with attempts left under the spec's ``max_attempts`` start the next one."""
+    for row in failed:
+        spec_text = conn.execute(select(jobs.c.spec).where(jobs.c.pk == row.pk)).scalar_one()
+        limit = spec_from_json(spec_text).max_attempts
+        if row.attempt < limit:
+            reason = f"automatic resubmission (attempt {row.attempt + 1} of {limit})"
+            archive_and_renew(conn, row, now, reason)
 
 
 class _Row(dict[str, Any]):
@@ -99,8 +113,25 @@ class _Row(dict[str, Any]):
     def __getattr__(self, name: str) -> Any:
         return self[name]
 
-    def updated(self, values: dict[str, Any]) -> _Row:
+    def observe(self, item: Update, target: JobState) -> _Row:
+        """This row after ``item`` moved it to ``target``."""
+        values: dict[str, Any] = {"state": target.value}
+        for key in ("exit_code", "signal", "native_id"):
+            if getattr(item, key) is not None:
+                values[key] = getattr(item, key)
+        if item.reason and target != JobState.UNKNOWN:
+            values["reason"] = item.reason
+        if target.final:
+            values["kill_requested"] = False
         return _Row(self, **values)
+
+    def params(self, old_state: str, now: float) -> dict[str, Any]:
+        return {
+            "b_pk": self["pk"], "b_old": old_state, "b_attempt": self["attempt"],
+            "b_state": self["state"], "b_now": now, "b_native_id": self["native_id"],
+            "b_exit_code": self["exit_code"], "b_signal": self["signal"],
+            "b_reason": self["reason"], "b_kill": self["kill_requested"],
+        }  # fmt: skip
 
 
 def _event(

@@ -1,0 +1,142 @@
+"""Turn what Slurm and the wrapper's files say about a job into an ``Observation`` (pure).
+
+Sources, most authoritative first for a job that has ended: squeue (while the job is still in
+the controller's memory, ``MinJobAge``), then sacct (if accounting exists), then the wrapper's
+exit file. The exit file alone is trusted only for a clean end (the fast path); an end caused by
+Slurm's signals needs the scheduler to say why.
+"""
+
+from __future__ import annotations
+
+from corral.backends.slurm.parse import AcctRow, QueueRow
+from corral.backends.slurm.runfiles import ExitRecord, RunFiles
+from corral.records import Attempt, Observation
+from corral.states import JobState
+
+WAITING = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
+REQUEUED = frozenset({"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"})
+# Slurm's COMPLETING is "processes being cleaned up": the final state is not known yet.
+ACTIVE = frozenset(
+    {
+        "RUNNING",
+        "CONFIGURING",
+        "COMPLETING",
+        "SUSPENDED",
+        "STOPPED",
+        "RESIZING",
+        "SIGNALING",
+        "STAGE_OUT",
+        "POWER_UP_NODE",
+    }
+)
+FAILURES = {
+    "TIMEOUT": "time limit reached",
+    "DEADLINE": "deadline reached",
+    "OUT_OF_MEMORY": "memory limit exceeded",
+    "NODE_FAIL": "node failure",
+    "BOOT_FAIL": "node failed to boot",
+    "PREEMPTED": "preempted and not requeued",
+    "SPECIAL_EXIT": "special exit (held for the user)",
+    "REVOKED": "revoked by the federation",
+}
+
+
+def _obs(
+    attempt: Attempt, state: JobState, reason: str, exit_code: int | None = None
+) -> Observation:
+    return Observation(
+        attempt.uuid, state, reason, exit_code=exit_code, native_id=attempt.native_id
+    )
+
+
+def ended(attempt: Attempt, code: int, signal: int | None = None) -> Observation:
+    """The job ended with an exit code: the monitor collects outputs and judges the code."""
+    if signal is None and code > 128:
+        signal = code - 128  # sh reports a child killed by signal N as 128 + N
+    reason = f"killed by signal {signal}" if signal else f"exit code {code}"
+    return Observation(
+        attempt.uuid,
+        JobState.COMPLETING,
+        reason,
+        exit_code=code,
+        signal=signal or None,
+        native_id=attempt.native_id,
+    )
+
+
+def fast_path(attempt: Attempt, files: RunFiles) -> Observation | None:
+    """The wrapper saw the latest run end on its own: no scheduler call needed."""
+    if files.exit is not None and files.exit.clean:
+        return ended(attempt, files.exit.code)
+    return None
+
+
+def _waiting(attempt: Attempt, state: str, reason: str) -> Observation:
+    requeue = state in REQUEUED or attempt.state in (JobState.RUNNING, JobState.COMPLETING)
+    why = f"requeued ({reason})" if requeue else f"pending ({reason})"
+    return Observation(
+        attempt.uuid, JobState.SUBMITTED, why, native_id=attempt.native_id, requeue=requeue
+    )
+
+
+def _final(
+    attempt: Attempt, state: str, detail: str, exit_code: int | None, signal: int | None
+) -> Observation:
+    """A state Slurm reports for a job that has left the running states."""
+    if state == "COMPLETED":
+        return ended(attempt, exit_code or 0, signal or None)
+    if state == "FAILED":
+        if signal:
+            return ended(attempt, 128 + signal, signal)
+        if exit_code:
+            return ended(attempt, exit_code)
+        return _obs(attempt, JobState.FAILED, f"FAILED ({detail or 'no exit code'})")
+    if state == "CANCELLED":
+        return _obs(attempt, JobState.KILLED, f"CANCELLED {detail}".strip())
+    if state in FAILURES:
+        return _obs(attempt, JobState.FAILED, f"{state} ({FAILURES[state]})", exit_code=exit_code)
+    return _obs(attempt, JobState.UNKNOWN, f"unknown Slurm state {state!r}")
+
+
+def from_queue(attempt: Attempt, row: QueueRow, files: RunFiles) -> Observation:
+    """squeue's view, with the exit code (which squeue does not show) from the exit file."""
+    if row.state in WAITING:
+        return _waiting(attempt, row.state, row.reason)
+    if row.state in ACTIVE:
+        return _obs(attempt, JobState.RUNNING, f"running on Slurm ({row.state.lower()})")
+    code = files.exit.code if files.exit is not None else None
+    return _final(attempt, row.state, row.reason if row.reason != "None" else "", code, None)
+
+
+def from_acct(attempt: Attempt, row: AcctRow) -> Observation:
+    """sacct's view of a job that has left squeue."""
+    if row.state in WAITING:
+        return _waiting(attempt, row.state, "accounting")
+    if row.state in ACTIVE:
+        return _obs(attempt, JobState.RUNNING, f"running on Slurm ({row.state.lower()})")
+    detail = f"by uid {row.detail.removeprefix('by ')}" if row.detail.startswith("by ") else ""
+    return _final(attempt, row.state, detail, row.exit_code, row.signal)
+
+
+def from_exit_only(attempt: Attempt, record: ExitRecord) -> Observation:
+    """The job left squeue and there is no accounting record: the exit file is all we have."""
+    if record.clean:
+        return ended(attempt, record.code)
+    return _obs(
+        attempt,
+        JobState.FAILED,
+        f"stopped by Slurm (exit code {record.code}: cancelled, time limit or node "
+        "failure) and gone from squeue; without accounting the cause is unknown",
+        exit_code=record.code,
+    )
+
+
+def missing(attempt: Attempt, seconds: float, lost_after: float) -> Observation:
+    """Neither squeue, sacct nor the wrapper knows the job."""
+    if seconds < lost_after:
+        return _obs(attempt, JobState.UNKNOWN, "not found by squeue, sacct or the wrapper's files")
+    return _obs(
+        attempt,
+        JobState.FAILED,
+        f"LOST: not found by squeue, sacct or the wrapper's files for {seconds:.0f} s",
+    )

@@ -1,0 +1,214 @@
+"""Pure parsers of Slurm's command output (tested on output recorded from Slurm 22.05).
+
+Nothing here runs a command or touches a file: each function takes the text a command printed
+and returns plain data. ``scripts/record-slurm-fixtures.sh`` records the inputs of the tests with
+the same format strings as below (a unit test checks that they stay in step).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+SQUEUE_FORMAT = "%i|%T|%j|%r"
+"""Native id (``123`` or ``123_4``), long state, job name, reason: the reason goes last because it
+is free text; our job names are labels and never hold a ``|``."""
+
+SACCT_FIELDS = "JobID,State,ExitCode,JobName"
+"""With ``-X -n -P``: one ``|``-separated line per job allocation (job steps left out)."""
+
+INVALID_JOB_ID = "Invalid job id specified"
+"""What squeue prints (exit status 1) when none of the ids given with ``-j`` is known."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    """What corral needs from ``scontrol show config``, read once per backend."""
+
+    max_array_size: int
+    accounting: bool
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One line of squeue: a job or one array task."""
+
+    native_id: str
+    state: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AcctRow:
+    """One allocation line of sacct; ``state`` is bare (``CANCELLED by 0`` -> ``CANCELLED``)."""
+
+    native_id: str
+    state: str
+    exit_code: int | None
+    signal: int | None
+    name: str
+    detail: str = ""
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """``scontrol show config``: ``Key = Value`` lines (headers and blank lines are skipped)."""
+    result: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and " " not in key.strip():
+            result[key.strip()] = value.strip()
+    return result
+
+
+def cluster_info(config: dict[str, str]) -> ClusterInfo:
+    """The settings that shape submission (array size) and monitoring (is there a sacct?)."""
+    raw_size = config.get("MaxArraySize", "1001").split()[0]
+    size = int(raw_size) if raw_size.isdigit() else 1001
+    storage = config.get("AccountingStorageType", "accounting_storage/none")
+    return ClusterInfo(
+        max_array_size=size,
+        accounting=storage not in ("", "accounting_storage/none", "(null)"),
+        version=config.get("SLURM_VERSION", ""),
+    )
+
+
+def parse_sbatch(stdout: str) -> str:
+    """``sbatch --parsable`` prints ``<jobid>`` or ``<jobid>;<cluster>``; warnings go to stderr."""
+    for line in stdout.splitlines():
+        head = line.strip().split(";", 1)[0]
+        if head.isdigit():
+            return head
+    raise ValueError(f"no job id in sbatch output: {stdout.strip()[:200]!r}")
+
+
+_TRANSIENT = (
+    "socket timed out",
+    "unable to contact slurm controller",
+    "resource temporarily unavailable",
+    "temporarily unable",
+    "try again",
+    "zero bytes were transmitted",
+    "connection refused",
+    "slurmctld is not responding",
+    "communication connection failure",
+    "job submit limit",
+    "maxsubmitjob",
+)
+
+
+def is_transient(stderr: str) -> bool:
+    """Does a failed scheduler command's message say that trying again later may work?
+
+    Everything else (invalid partition, account, memory that no node has...) is permanent.
+    """
+    text = stderr.lower()
+    return any(marker in text for marker in _TRANSIENT)
+
+
+def error_line(stderr: str) -> str:
+    """The most telling line of a command's error output, for a job's failure reason."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    failed = [line for line in lines if "failed" in line.lower()]
+    return (failed or lines or ["no error message"])[-1].removeprefix("sbatch: error: ")
+
+
+def parse_squeue(text: str) -> dict[str, QueueRow]:
+    """``squeue -h -r -o SQUEUE_FORMAT``: ``{native_id: row}``."""
+    rows: dict[str, QueueRow] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|", 3)
+        if len(parts) != 4 or not parts[0]:
+            continue
+        job, state, name, reason = parts
+        for native_id in expand_native_id(job):  # only without --array: 6_[1-2] pending
+            rows[native_id] = QueueRow(native_id, state, name, reason)
+    return rows
+
+
+def squeue_all_unknown(returncode: int, stderr: str) -> bool:
+    """squeue exits 1 with "Invalid job id specified" when every id it was given has left."""
+    return returncode == 1 and INVALID_JOB_ID in stderr
+
+
+_ARRAY_RANGE = re.compile(r"^(\d+)_\[([0-9,\-]+)(?:%\d+)?\]$")
+
+
+def expand_native_id(text: str) -> list[str]:
+    """``5`` -> [5]; ``5_3`` -> [5_3]; ``5_[1,3-4%2]`` (tasks that never started) -> each task."""
+    match = _ARRAY_RANGE.match(text)
+    if not match:
+        return [text]
+    job, ranges = match.groups()
+    tasks: list[str] = []
+    for part in ranges.split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            tasks += [f"{job}_{i}" for i in range(int(first), int(last or first) + 1)]
+    return tasks
+
+
+def _exit_code(text: str) -> tuple[int | None, int | None]:
+    """sacct's ``ExitCode`` is ``<code>:<signal>``."""
+    code, _, signal = text.partition(":")
+    if not (code.isdigit() and signal.isdigit()):
+        return None, None
+    return int(code), int(signal)
+
+
+def parse_sacct(text: str) -> dict[str, AcctRow]:
+    """``sacct -X -n -P -o SACCT_FIELDS``: ``{native_id: row}``; array ranges are expanded and a
+    job listed twice (requeued) keeps its last line."""
+    rows: dict[str, AcctRow] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|", 3)
+        if len(parts) != 4 or not parts[0]:
+            continue
+        job, state_text, exit_text, name = parts
+        state, _, detail = state_text.partition(" ")
+        code, signal = _exit_code(exit_text)
+        for native_id in expand_native_id(job):
+            rows[native_id] = AcctRow(native_id, state, code, signal, name, detail)
+    return rows
+
+
+def task_index(native_id: str) -> int | None:
+    """``123_4`` -> 4; ``123`` -> None."""
+    _, sep, task = native_id.partition("_")
+    return int(task) if sep and task.isdigit() else None
+
+
+def compress_ids(native_ids: list[str]) -> list[str]:
+    """One argument per Slurm job for scancel (one RPC each): ``5_1 5_2 5_3 7`` -> ``5_[1-3] 7``."""
+    plain: list[str] = []
+    tasks: dict[str, list[int]] = {}
+    for native_id in native_ids:
+        index = task_index(native_id)
+        if index is None:
+            plain.append(native_id)
+        else:
+            tasks.setdefault(native_id.partition("_")[0], []).append(index)
+    compressed = [f"{job}_[{','.join(_ranges(sorted(set(ix))))}]" for job, ix in tasks.items()]
+    return plain + compressed
+
+
+def _ranges(indices: list[int]) -> Iterator[str]:
+    start = prev = indices[0]
+    for index in [*indices[1:], None]:
+        if index is not None and index == prev + 1:
+            prev = index
+            continue
+        yield str(start) if start == prev else f"{start}-{prev}"
+        if index is not None:
+            start = prev = index
+
+
+_BENIGN_SCANCEL = ("already completing or completed", INVALID_JOB_ID, "job has already finished")
+
+
+def scancel_failed(stderr: str) -> bool:
+    """Did scancel fail for a reason other than jobs that have already ended?"""
+    errors = [line for line in stderr.splitlines() if "error" in line.lower()]
+    return any(not any(benign in line for benign in _BENIGN_SCANCEL) for line in errors)
