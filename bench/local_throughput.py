@@ -111,6 +111,30 @@ def idle_monitor_cpu(n: int, window: float) -> dict[str, float]:
     return {"cpu": cpu, "window": window, "cpu_percent": 100 * cpu / window, "rss_mb": rss}
 
 
+def completion_latency(n: int) -> dict[str, float]:
+    """Seconds from a job's end (its wrapper's exit file) to the stored ``completing`` change."""
+    import corral
+
+    home = Path(tempfile.mkdtemp(prefix="corral-bench-"))
+    (home / "config.toml").write_text("autostart = false\n[backends.local]\nmax_cpus = 4\n")
+    settings = corral.load_settings(env={"CORRAL_HOME": str(home)})
+    delays = []
+    with corral.Session(settings) as session:
+        job = session.submit(
+            {
+                "command": ["sleep", "0.{i}"],
+                "splitter": {"kind": "sweep", "parameters": {"i": [str(i % 10) for i in range(n)]}},
+            }
+        )
+        session.wait(job, timeout=120)
+        for sub in session.subjobs(job):
+            assert sub.attempt_dir is not None
+            ended = (sub.attempt_dir / "exit").stat().st_mtime
+            seen = next(t.at for t in session.history(sub.id) if t.new == corral.JobState.COMPLETING)
+            delays.append(seen - ended)
+    return {"median_ms": 1000 * statistics.median(delays), "max_ms": 1000 * max(delays)}
+
+
 def child(kind: str, n: int, max_cpus: int) -> dict[str, float]:
     cmd = [sys.executable, str(SELF), "--child", kind, str(n), str(max_cpus)]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -136,7 +160,8 @@ def main() -> None:
     if args.child:
         kind, n, cap = args.child[0], int(args.child[1]), int(args.child[2])
         runners = {"corral": lambda: run_corral(n, cap), "psij": lambda: run_psij(n),
-                   "idle": lambda: idle_monitor_cpu(n, float(cap))}
+                   "idle": lambda: idle_monitor_cpu(n, float(cap)),
+                   "latency": lambda: completion_latency(n)}
         print(json.dumps(runners[kind]()))
         return
     print(f"# local throughput, {os.cpu_count()} cores, corral max_cpus={args.max_cpus}, "
@@ -152,6 +177,9 @@ def main() -> None:
             cpu = statistics.median(r["cpu"] for r in results)
             rss = max(r["rss_mb"] for r in results)
             print(f"{tool:8} {n:>5} {wall:>8.2f} {n / wall:>8.0f} {cpu:>7.2f} {rss:>7.0f}")
+    latency = child("latency", 40, 0)
+    print(f"# completion seen {latency['median_ms']:.0f} ms (median), {latency['max_ms']:.0f} ms "
+          "(max) after a job's end, over 40 jobs")
     idle = child("idle", args.idle_jobs, int(args.idle_window))
     print(f"# monitor while {args.idle_jobs} jobs sleep: {idle['cpu']:.3f} cpu s over "
           f"{idle['window']:.0f} s ({idle['cpu_percent']:.2f}% of a core), rss {idle['rss_mb']:.0f} MB")
