@@ -9,7 +9,7 @@ SLURM_DIR ?= /tmp/corral-slurm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade "pip==25.3"
 
 venv: $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
