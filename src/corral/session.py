@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -98,7 +97,9 @@ class AsyncSession:
         if self._follower is not None:
             self._follower.cancel()
         had_monitor = self._monitor is not None
-        await self._stack.__aexit__(exc_type, exc, tb)
+        # Not the body's exception: the task group would re-raise it wrapped in an
+        # ExceptionGroup, and `with Session() as s: s.get(999)` must raise NotFound.
+        await self._stack.aclose()
         self._monitor = None
         if had_monitor and self.settings.autostart:
             await self._hand_over()
@@ -276,10 +277,3 @@ def _delete_dirs(paths: Sequence[Path | None]) -> None:
         if path is not None:
             shutil.rmtree(path, ignore_errors=True)
 
-
-def is_final(state: JobState) -> bool:
-    return state.final
-
-
-def elapsed(since: float) -> float:
-    return time.time() - since

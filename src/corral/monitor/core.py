@@ -16,7 +16,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -293,10 +292,3 @@ class Monitor:
             )
         return Observation(attempt.uuid, JobState.COMPLETED, "exit code 0")
 
-
-def lock_holder(settings: Settings) -> int | None:
-    return holder(settings.lock_path)
-
-
-def log_path(settings: Settings) -> Path:
-    return settings.log_path

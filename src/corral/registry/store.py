@@ -27,7 +27,7 @@ from corral.registry.rows import Selection, to_sub
 from corral.registry.schema import TOP, attempts, jobs, lease, transitions
 from corral.registry.updates import Update, apply_updates, archive_and_renew, refresh_masters
 from corral.spec import JobSpec
-from corral.states import ACTIVE, FINAL, JobState
+from corral.states import ACTIVE, JobState
 
 LIVE = tuple(s.value for s in ACTIVE if s != JobState.NEW)
 
@@ -221,11 +221,6 @@ class Registry:
         with self._reader.begin() as conn:
             return [rows.job_record(r) for r in conn.execute(query)]
 
-    def runnable_ids(self, ids: Sequence[JobId]) -> list[JobId]:
-        """Expand masters into their subjobs."""
-        with self._reader.begin() as conn:
-            return [JobId(r.job_id, rows.from_sub(r.sub)) for r in self._runnable(conn, ids)]
-
     def history(self, job_id: JobId) -> list[Transition]:
         query = (
             select(transitions, jobs.c.job_id, jobs.c.sub)
@@ -242,9 +237,6 @@ class Registry:
         )
         with self._reader.begin() as conn:
             return int(conn.execute(query).scalar_one())
-
-    def summary(self, selection: Selection) -> list[tuple[JobRecord, dict[JobState, int]]]:
-        return [(r, r.counts or {r.state: 1}) for r in self.select(selection)]
 
     def _counts(self, conn: Connection, masters: Sequence[int]) -> dict[int, dict[JobState, int]]:
         result: dict[int, dict[JobState, int]] = {}
@@ -384,5 +376,3 @@ def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
-
-FINAL_VALUES = tuple(s.value for s in FINAL)
