@@ -26,7 +26,6 @@ from corral.errors import BackendUnavailable, CorralError, MonitorBusy
 from corral.lock import holder, try_lock, unlock
 from corral.monitor.loop import BackendLoop, BackendStatus
 from corral.records import Attempt, JobId, Observation, Transition
-from corral.registry import Update
 from corral.registry.aio import AsyncRegistry
 from corral.states import JobState
 
@@ -52,7 +51,7 @@ class Monitor:
         self.epoch = 0
         self._loops: dict[str, BackendLoop] = {}
         self._owner: dict[JobId, BackendLoop] = {}
-        self._pending: list[Update] = []
+        self._pending: list[Observation] = []
         self._flush_needed = asyncio.Event()
         self._intake_kick = asyncio.Event()
         self._finalise: asyncio.Queue[Attempt] = asyncio.Queue()
@@ -148,17 +147,7 @@ class Monitor:
     def report(self, obs: Observation) -> None:
         if obs.state == JobState.COMPLETING:
             self._exits[obs.uuid] = obs
-        self._pending.append(
-            Update(
-                obs.uuid,
-                obs.state,
-                obs.reason,
-                obs.exit_code,
-                obs.signal,
-                obs.native_id,
-                obs.requeue,
-            )
-        )
+        self._pending.append(obs)
         self._flush_needed.set()
 
     # ----------------------------------------------------------------- backends

@@ -11,28 +11,18 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from corral.errors import RegistryError
+from corral.records import Observation
 from corral.registry.schema import TOP, attempts, jobs, transitions
 from corral.spec import spec_from_json
 from corral.states import JobState, decide, master_state
 
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    """One observation (or a monitor decision) about one attempt, keyed by its uuid."""
-
-    uuid: str
-    state: JobState
-    reason: str = ""
-    exit_code: int | None = None
-    signal: int | None = None
-    native_id: str | None = None
-    requeue: bool = False
+Update = Observation
+"""What the registry applies: a backend's observation or a monitor decision, keyed by uuid."""
 
 
 _ROW_COLUMNS = (
