@@ -325,7 +325,9 @@ class Registry:
                 conn, [Update(u, JobState.SUBMITTING, "claimed by monitor") for u in found], now
             )
             claimed = conn.execute(
-                select(jobs).where(jobs.c.uuid.in_(found), jobs.c.state == "submitting")
+                select(jobs)
+                .where(jobs.c.uuid.in_(found), jobs.c.state == "submitting")
+                .order_by(jobs.c.pk)
             ).all()
         return [rows.attempt_of(r) for r in claimed]
 
@@ -375,4 +377,3 @@ def _fence(conn: Connection, epoch: int, now: float) -> None:
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
