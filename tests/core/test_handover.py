@@ -10,11 +10,11 @@ from corral.lock import holder
 
 
 def test_session_exit_hands_active_jobs_to_a_daemon(home: Path) -> None:
-    (home / "config.toml").write_text("idle_exit = 1\n")
+    (home / "config.toml").write_text("idle_exit = 2\n")
     settings = load_settings()
     with Session(settings) as session:
         assert session.aio.monitor is not None  # the in-process monitor drives the jobs
-        job = session.submit({"command": ["sleep", "1"]})
+        job = session.submit({"command": ["sleep", "2"]})
     daemon = holder(settings.lock_path)
     assert daemon is not None  # handed over on exit
     with Session(settings, monitor="off") as follower:
@@ -24,4 +24,4 @@ def test_session_exit_hands_active_jobs_to_a_daemon(home: Path) -> None:
     while holder(settings.lock_path) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert holder(settings.lock_path) is None  # idle daemon exited by itself
-    assert "idle for 1 s; exiting" in settings.log_path.read_text()
+    assert "idle for 2 s; exiting" in settings.log_path.read_text()
