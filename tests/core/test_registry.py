@@ -169,3 +169,16 @@ def test_fresh_registry_is_migrated_and_alembic_stays_unimported_afterwards(tmp_
 
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == SCHEMA_REVISION
+
+
+def test_a_registry_from_a_newer_corral_is_refused_clearly(tmp_path: Path) -> None:
+    import sqlite3
+
+    from corral.errors import RegistryError
+
+    path = tmp_path / "r.db"
+    Registry(path, tmp_path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(RegistryError, match="upgrade corral"):
+        Registry(path, tmp_path)

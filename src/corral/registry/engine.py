@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError
 
 from corral.errors import RegistryError
 from corral.registry.schema import SCHEMA_REVISION
@@ -55,7 +55,7 @@ def open_engines(path: Path) -> tuple[Engine, Engine]:
     try:
         if stored_revision(reader) != SCHEMA_REVISION:
             _migrate(writer, path)
-    except OperationalError as exc:
+    except DatabaseError as exc:  # locked, unreadable, or not a database at all
         raise RegistryError(f"cannot open registry {path}: {exc.orig}") from exc
     return writer, reader
 
@@ -75,6 +75,7 @@ def _migrate(engine: Engine, path: Path) -> None:
     """Upgrade to head. Alembic is imported only here: most opens never need it."""
     from alembic import command
     from alembic.config import Config
+    from alembic.util import CommandError
 
     # A file lock, because ten processes may open a fresh registry at once.
     with open(path.with_suffix(".migrate.lock"), "w") as lock:
@@ -83,10 +84,16 @@ def _migrate(engine: Engine, path: Path) -> None:
             return
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with engine.connect() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-            conn.commit()
+        try:
+            with engine.connect() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
+        except CommandError as exc:  # e.g. a revision this corral does not know: a newer one
+            raise RegistryError(
+                f"registry {path} is at schema {stored_revision(engine)}, which this corral "
+                f"({SCHEMA_REVISION}) cannot migrate: {exc}; upgrade corral"
+            ) from exc
         if stored_revision(engine) != SCHEMA_REVISION:
             raise RegistryError(
                 f"registry {path} is at schema {stored_revision(engine)}, newer than this corral "
