@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from corral import faults
 from corral.backends.base import BackendConfig, Report
 from corral.backends.slurm import observe, parse, render
 from corral.backends.slurm.commands import Runner
@@ -36,6 +37,10 @@ from corral.states import JobState
 
 log = logging.getLogger("corral.backends.slurm")
 _TOOLS = ("sbatch", "squeue", "scancel", "scontrol")
+_ALL_STATES = (
+    "PENDING,RUNNING,SUSPENDED,COMPLETED,CANCELLED,FAILED,TIMEOUT,NODE_FAIL,PREEMPTED,BOOT_FAIL,"
+    "DEADLINE,OUT_OF_MEMORY,REQUEUED,RESIZING,REVOKED"
+)
 _SQUEUE = ("squeue", "--noheader", "--states=all", "--array", f"--format={parse.SQUEUE_FORMAT}")
 _SACCT = ("sacct", "--noheader", "--parsable2", "--allocations", f"--format={parse.SACCT_FIELDS}")
 
@@ -44,6 +49,7 @@ class SlurmBackend:
     """Drives the Slurm command-line tools; see the module docstring for what each verb costs."""
 
     blocking: ClassVar[bool] = False
+    OPTIONS: ClassVar[frozenset[str]] = render.BACKEND_OPTIONS
 
     def __init__(self, config: BackendConfig) -> None:
         try:
@@ -57,6 +63,9 @@ class SlurmBackend:
         self._cluster: parse.ClusterInfo | None = None
         self._report: Report = lambda obs: None
         self._missing_since: dict[str, float] = {}
+        # what this backend last reported per attempt: the attempts it is given may carry an
+        # older state, and an unchanged job is left out of a status answer
+        self._seen: dict[str, JobState] = {}
 
     @property
     def calls(self) -> Counter[str]:
@@ -112,13 +121,14 @@ class SlurmBackend:
     async def _sbatch(self, batch: render.Batch) -> str | None:
         """Submit one batch: its job id, or None after reporting a permanent refusal."""
         await asyncio.to_thread(_write_batch, batch)
-        script = str(batch.dir / render.SCRIPT)
-        result = await self.runner.run(["sbatch", "--parsable", script], cwd=batch.dir)
+        result = await self.runner.run(render.sbatch_argv(batch), cwd=batch.dir)
         if result.returncode == 0:
             try:
-                return parse.parse_sbatch(result.stdout)
+                job_id = parse.parse_sbatch(result.stdout)
             except ValueError as exc:
                 raise TransientBackendError(str(exc)) from exc
+            faults.point("after_sbatch")  # Slurm has the jobs, the registry does not know yet
+            return job_id
         if parse.is_transient(result.stderr):
             raise TransientBackendError(result.describe())
         reason = f"sbatch refused the job: {parse.error_line(result.stderr)}"
@@ -148,6 +158,9 @@ class SlurmBackend:
                 known = {**_by_label(await self._sacct(["--name"], left, recent=True)), **known}
             for uuid, ticket in tickets.items():
                 native_id = known.get((ticket.label, ticket.index))
+                bare = known.get((ticket.label, None))
+                if native_id is None and bare is not None and ticket.index is not None:
+                    native_id = f"{bare}_{ticket.index}"  # an array that never started a task
                 if native_id is not None:
                     found[uuid] = native_id
         return found
@@ -166,18 +179,33 @@ class SlurmBackend:
             else:
                 observed[attempt.uuid] = obs
         if ask:
-            rows = await self._squeue(["--jobs"], [_native(a) for a in ask])
-            gone = [a for a in ask if _native(a) not in rows]
+            rows = await self._squeue(["--jobs"], parse.job_ids(_native(a) for a in ask))
+            gone = []
             for attempt in ask:
-                if _native(attempt) in rows:
-                    row = rows[_native(attempt)]
+                row = parse.lookup(rows, _native(attempt))
+                if row is None:
+                    gone.append(attempt)
+                else:
                     observed[attempt.uuid] = observe.from_queue(attempt, row, files[attempt.uuid])
             if gone:
                 observed.update(await self._resolve_gone(gone, files))
         for uuid, obs in observed.items():
             if obs.state != JobState.UNKNOWN:
                 self._missing_since.pop(uuid, None)
-        return {a.uuid: observed[a.uuid] for a in live if _news(a, observed.get(a.uuid))}
+        return self._news(live, observed)
+
+    def _news(
+        self, live: list[Attempt], observed: dict[str, Observation]
+    ) -> dict[str, Observation]:
+        """The observations that say something new; forget attempts no longer asked about."""
+        seen = {a.uuid: self._seen.get(a.uuid, a.state) for a in live}
+        news = {
+            uuid: obs
+            for uuid, obs in observed.items()
+            if obs.state != seen[uuid] or (obs.requeue and seen[uuid] == JobState.RUNNING)
+        }
+        self._seen = {**seen, **{uuid: obs.state for uuid, obs in news.items()}}
+        return news
 
     async def _resolve_gone(
         self, gone: list[Attempt], files: Mapping[str, RunFiles]
@@ -187,14 +215,14 @@ class SlurmBackend:
         sacct_ok = True
         if (await self.cluster()).accounting:
             try:
-                acct = await self._sacct(["--jobs"], [_native(a) for a in gone])
+                acct = await self._sacct(["--jobs"], parse.job_ids(_native(a) for a in gone))
             except TransientBackendError as exc:
                 log.warning("sacct failed, using the wrapper's files only: %s", exc)
                 sacct_ok = False
         now = time.monotonic()
         observed: dict[str, Observation] = {}
         for attempt in gone:
-            row, record = acct.get(_native(attempt)), files[attempt.uuid].exit
+            row, record = parse.lookup(acct, _native(attempt)), files[attempt.uuid].exit
             if row is not None:
                 observed[attempt.uuid] = observe.from_acct(attempt, row)
             elif record is not None:
@@ -218,8 +246,11 @@ class SlurmBackend:
     async def _sacct(
         self, flag: list[str], values: list[str], recent: bool = False
     ) -> dict[str, parse.AcctRow]:
-        # sacct looks from midnight on unless told otherwise; with --jobs it looks everywhere
-        window = ["--starttime=now-30days", "--endtime=now"] if recent else []
+        # With --jobs sacct looks at all time. Otherwise it looks from midnight on, and only at
+        # jobs that became eligible, unless given states (a job held and then cancelled never
+        # was eligible).
+        window = ["--starttime=now-30days", "--endtime=now", f"--state={_ALL_STATES}"]
+        window = window if recent else []
         rows: dict[str, parse.AcctRow] = {}
         for chunk in render.chunk_ids(values):
             result = await self.runner.check([*_SACCT, *window, *flag, ",".join(chunk)])
@@ -249,10 +280,6 @@ def _seconds(options: Mapping[str, object], key: str, default: float) -> float:
 
 def _native(attempt: Attempt) -> str:
     return attempt.native_id or ""
-
-
-def _news(attempt: Attempt, obs: Observation | None) -> bool:
-    return obs is not None and (obs.state != attempt.state or obs.requeue)
 
 
 def _by_label(

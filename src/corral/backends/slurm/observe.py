@@ -71,8 +71,10 @@ def fast_path(attempt: Attempt, files: RunFiles) -> Observation | None:
     return None
 
 
-def _waiting(attempt: Attempt, state: str, reason: str) -> Observation:
-    requeue = state in REQUEUED or attempt.state in (JobState.RUNNING, JobState.COMPLETING)
+def _waiting(attempt: Attempt, state: str, reason: str, started: bool) -> Observation:
+    # A waiting job that already started a run was requeued: the wrapper's start file says so
+    # even when the monitor never saw it running (or restarted since).
+    requeue = started or state in REQUEUED or attempt.state == JobState.RUNNING
     why = f"requeued ({reason})" if requeue else f"pending ({reason})"
     return Observation(
         attempt.uuid, JobState.SUBMITTED, why, native_id=attempt.native_id, requeue=requeue
@@ -101,7 +103,7 @@ def _final(
 def from_queue(attempt: Attempt, row: QueueRow, files: RunFiles) -> Observation:
     """squeue's view, with the exit code (which squeue does not show) from the exit file."""
     if row.state in WAITING:
-        return _waiting(attempt, row.state, row.reason)
+        return _waiting(attempt, row.state, row.reason, files.run is not None)
     if row.state in ACTIVE:
         return _obs(attempt, JobState.RUNNING, f"running on Slurm ({row.state.lower()})")
     code = files.exit.code if files.exit is not None else None
@@ -111,7 +113,7 @@ def from_queue(attempt: Attempt, row: QueueRow, files: RunFiles) -> Observation:
 def from_acct(attempt: Attempt, row: AcctRow) -> Observation:
     """sacct's view of a job that has left squeue."""
     if row.state in WAITING:
-        return _waiting(attempt, row.state, "accounting")
+        return _waiting(attempt, row.state, "accounting", started=False)
     if row.state in ACTIVE:
         return _obs(attempt, JobState.RUNNING, f"running on Slurm ({row.state.lower()})")
     detail = f"by uid {row.detail.removeprefix('by ')}" if row.detail.startswith("by ") else ""

@@ -8,8 +8,9 @@ the same format strings as below (a unit test checks that they stay in step).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 SQUEUE_FORMAT = "%i|%T|%j|%r"
 """Native id (``123`` or ``123_4``), long state, job name, reason: the reason goes last because it
@@ -212,3 +213,21 @@ def scancel_failed(stderr: str) -> bool:
     """Did scancel fail for a reason other than jobs that have already ended?"""
     errors = [line for line in stderr.splitlines() if "error" in line.lower()]
     return any(not any(benign in line for benign in _BENIGN_SCANCEL) for line in errors)
+
+
+Row = TypeVar("Row", QueueRow, AcctRow)
+
+
+def job_ids(native_ids: Iterable[str]) -> list[str]:
+    """The Slurm jobs to ask about: ``5_1 5_2 7`` -> ``5 7``. Asking for an array's id returns
+    all its tasks, including the record Slurm keeps for tasks that never started."""
+    return list(dict.fromkeys(native_id.partition("_")[0] for native_id in native_ids))
+
+
+def lookup(rows: Mapping[str, Row], native_id: str) -> Row | None:
+    """A task's own row, else its array's (an array cancelled before any task started is one
+    row with the bare job id, in squeue and in sacct)."""
+    row = rows.get(native_id)
+    if row is None and task_index(native_id) is not None:
+        row = rows.get(native_id.partition("_")[0])
+    return row

@@ -1,0 +1,47 @@
+"""The wrapper's status files and the submit ticket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from corral.backends.slurm import runfiles
+from corral.backends.slurm.runfiles import ExitRecord, RunFiles, Ticket
+
+
+def test_parsers() -> None:
+    assert runfiles.parse_start("1700000000.25 12_3 node7\n") == (1700000000.25, "12_3")
+    assert runfiles.parse_start("1700000000.%N 12\n") == (None, "12")  # a date without %N
+    assert runfiles.parse_exit("3 0 1700000001.5\n") == ExitRecord(3, False, 1700000001.5)
+    assert runfiles.parse_exit("143 1\n") == ExitRecord(143, True)
+    assert runfiles.parse_exit("") is None
+    assert runfiles.parse_ticket("corral-x 4\n") == Ticket("corral-x", 4)
+    assert runfiles.parse_ticket("corral-x -\n") == Ticket("corral-x", None)
+    assert runfiles.parse_ticket("garbage") is None
+    ticket = Ticket("corral-y", 7)
+    assert runfiles.parse_ticket(runfiles.render_ticket(ticket)) == ticket
+
+
+def test_latest_run() -> None:
+    names = [
+        "job.sh",
+        "slurm-start.0",
+        "slurm-exit.0",
+        "slurm-start.2",
+        "slurm-start.1",
+        "slurm-start.3.tmp",
+        "stdout",
+    ]
+    assert runfiles.latest_run(names) == 2
+    assert runfiles.latest_run(["stdout"]) is None
+
+
+def test_read_run_files_follows_the_latest_run(tmp_path: Path) -> None:
+    assert runfiles.read_run_files(tmp_path / "absent") == RunFiles()
+    assert runfiles.read_run_files(tmp_path) == RunFiles()
+    (tmp_path / "slurm-start.0").write_text("10 5 n1\n")
+    (tmp_path / "slurm-exit.0").write_text("143 1 11\n")
+    (tmp_path / "slurm-start.1").write_text("20 5 n2\n")  # requeued: the new run is running
+    assert runfiles.read_run_files(tmp_path) == RunFiles(1, "5", 20.0, None)
+    (tmp_path / "slurm-exit.1").write_text("0 0 21\n")
+    assert runfiles.read_run_files(tmp_path).exit == ExitRecord(0, False, 21.0)
+    assert runfiles.read_ticket(tmp_path) is None
