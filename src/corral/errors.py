@@ -18,6 +18,8 @@ CLI exit codes map onto this tree in ``corral.cli``; anything else is an interna
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class CorralError(Exception):
     """Root of every error corral raises on purpose."""
@@ -66,6 +68,14 @@ class BackendUnavailable(BackendError):
 
 
 class TransientBackendError(BackendError):
-    """A scheduler command failed or timed out; the monitor retries with back-off."""
+    """A scheduler command failed or timed out; the monitor retries with back-off.
+
+    ``accepted`` (from ``submit``) maps the uuids that did go through before the failure to
+    their native ids; only the others are retried.
+    """
 
     transient = True
+
+    def __init__(self, message: str, *, accepted: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.accepted: Mapping[str, str] = dict(accepted or {})

@@ -25,12 +25,14 @@ class ToyBlockingBackend:
     OPTIONS: ClassVar[frozenset[str]] = frozenset()
     instances: ClassVar[list[ToyBlockingBackend]] = []
     fail_status: ClassVar[int] = 0
+    partial_submit: ClassVar[bool] = False
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
         self.status_calls: list[int] = []
         self.threads: set[str] = set()
         self.seen: set[str] = set()
+        self.submitted: list[str] = []
         ToyBlockingBackend.instances.append(self)
 
     def _note(self) -> None:
@@ -44,7 +46,14 @@ class ToyBlockingBackend:
 
     def submit(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
         self._note()
-        return {a.uuid: f"toy-{i}" for i, a in enumerate(attempts)}
+        accepted = {a.uuid: f"toy-{a.uuid}" for a in attempts}
+        if ToyBlockingBackend.partial_submit:  # the second half of the batch hits a timeout
+            ToyBlockingBackend.partial_submit = False
+            accepted = dict(list(accepted.items())[: len(attempts) // 2])
+            self.submitted += list(accepted)
+            raise TransientBackendError("sbatch timed out", accepted=accepted)
+        self.submitted += list(accepted)
+        return accepted
 
     def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
         self._note()
@@ -73,6 +82,7 @@ class ToyBlockingBackend:
 def toy(home: Path, monkeypatch: pytest.MonkeyPatch) -> type[ToyBlockingBackend]:
     ToyBlockingBackend.instances = []
     ToyBlockingBackend.fail_status = 0
+    ToyBlockingBackend.partial_submit = False
     real_load = backend_registry.load
 
     def load(kind: str) -> type[Any]:
@@ -132,3 +142,16 @@ def test_unknown_backend_fails_the_job_with_a_reason(session: Session) -> None:
     (record,) = session.wait(job, timeout=30)
     assert record.state == JobState.FAILED
     assert "unknown backend 'nosuch'" in record.reason
+
+
+def test_partial_submit_keeps_what_went_through_and_retries_the_rest(
+    toy: type[ToyBlockingBackend],
+) -> None:
+    toy.partial_submit = True
+    with Session(load_settings()) as session:
+        job = session.submit(sweep(10))
+        (master,) = session.wait(job, timeout=30)
+    assert master.state == JobState.COMPLETED
+    (backend,) = toy.instances
+    assert sorted(backend.submitted) == sorted(set(backend.submitted))  # none twice
+    assert len(backend.submitted) == 10

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from corral import sandbox
 from corral.backends.base import Backend
-from corral.errors import BackendError, CorralError
+from corral.errors import BackendError, CorralError, TransientBackendError
 from corral.records import Attempt, JobId, Observation
 from corral.states import JobState
 
@@ -167,13 +167,16 @@ class BackendLoop:
         batch = [a for a, why in ready if not why]
         try:
             native = await self.backend.submit(batch)
-        except BackendError as exc:
-            if not exc.transient:
-                for attempt in batch:
-                    self.report(Observation(attempt.uuid, JobState.FAILED, f"submit failed: {exc}"))
-                return
-            self._to_submit = batch + self._to_submit
+        except TransientBackendError as exc:
+            for attempt in batch:
+                if attempt.uuid in exc.accepted:
+                    self._accepted(attempt, exc.accepted[attempt.uuid], "submitted")
+            self._to_submit = [a for a in batch if a.uuid not in exc.accepted] + self._to_submit
             raise
+        except BackendError as exc:
+            for attempt in batch:
+                self.report(Observation(attempt.uuid, JobState.FAILED, f"submit failed: {exc}"))
+            return
         except Exception:
             self._to_submit = batch + self._to_submit
             raise

@@ -109,11 +109,9 @@ class SlurmBackend:
         for batch in batches:
             try:
                 job_id = await self._sbatch(batch)
-            except TransientBackendError:
-                if not submitted:
-                    raise  # nothing went through: the monitor retries the whole call
-                log.warning("sbatch failed after %d attempts went through", len(submitted))
-                break
+            except TransientBackendError as exc:
+                # the monitor keeps what went through and retries only the rest
+                raise TransientBackendError(str(exc), accepted=submitted) from exc
             if job_id is not None:
                 submitted.update(batch.native_ids(job_id))
         return submitted
