@@ -34,7 +34,9 @@ def run_corral(n: int, max_cpus: int) -> dict[str, float]:
     import corral
 
     home = Path(tempfile.mkdtemp(prefix="corral-bench-"))
-    (home / "config.toml").write_text(f"autostart = false\n[backends.local]\nmax_cpus = {max_cpus}\n")
+    (home / "config.toml").write_text(
+        f"autostart = false\n[backends.local]\nmax_cpus = {max_cpus}\n"
+    )
     settings = corral.load_settings(env={"CORRAL_HOME": str(home)})
     start = time.perf_counter()
     with corral.Session(settings) as session:
@@ -48,7 +50,9 @@ def run_corral(n: int, max_cpus: int) -> dict[str, float]:
         session.wait(job, timeout=600)
     wall = time.perf_counter() - start
     check = subprocess.run(
-        [sys.executable, str(SELF), "--read-back", str(home), str(n)], capture_output=True, text=True
+        [sys.executable, str(SELF), "--read-back", str(home), str(n)],
+        capture_output=True,
+        text=True,
     )
     if check.returncode != 0:
         raise SystemExit(f"read-back failed: {check.stderr}")
@@ -130,7 +134,9 @@ def completion_latency(n: int) -> dict[str, float]:
         for sub in session.subjobs(job):
             assert sub.attempt_dir is not None
             ended = (sub.attempt_dir / "exit").stat().st_mtime
-            seen = next(t.at for t in session.history(sub.id) if t.new == corral.JobState.COMPLETING)
+            seen = next(
+                t.at for t in session.history(sub.id) if t.new == corral.JobState.COMPLETING
+            )
             delays.append(seen - ended)
     return {"median_ms": 1000 * statistics.median(delays), "max_ms": 1000 * max(delays)}
 
@@ -145,7 +151,9 @@ def child(kind: str, n: int, max_cpus: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-cpus", type=int, default=os.cpu_count() or 1)
@@ -159,13 +167,18 @@ def main() -> None:
         return
     if args.child:
         kind, n, cap = args.child[0], int(args.child[1]), int(args.child[2])
-        runners = {"corral": lambda: run_corral(n, cap), "psij": lambda: run_psij(n),
-                   "idle": lambda: idle_monitor_cpu(n, float(cap)),
-                   "latency": lambda: completion_latency(n)}
+        runners = {
+            "corral": lambda: run_corral(n, cap),
+            "psij": lambda: run_psij(n),
+            "idle": lambda: idle_monitor_cpu(n, float(cap)),
+            "latency": lambda: completion_latency(n),
+        }
         print(json.dumps(runners[kind]()))
         return
-    print(f"# local throughput, {os.cpu_count()} cores, corral max_cpus={args.max_cpus}, "
-          f"median of {args.repeat}")
+    print(
+        f"# local throughput, {os.cpu_count()} cores, corral max_cpus={args.max_cpus}, "
+        f"median of {args.repeat}"
+    )
     print(f"{'tool':8} {'jobs':>5} {'wall s':>8} {'jobs/s':>8} {'cpu s':>7} {'rss MB':>7}")
     for n in args.sizes:
         runs: dict[str, list[dict[str, float]]] = {"corral": [], "psij": []}
@@ -178,11 +191,16 @@ def main() -> None:
             rss = max(r["rss_mb"] for r in results)
             print(f"{tool:8} {n:>5} {wall:>8.2f} {n / wall:>8.0f} {cpu:>7.2f} {rss:>7.0f}")
     latency = child("latency", 40, 0)
-    print(f"# completion seen {latency['median_ms']:.0f} ms (median), {latency['max_ms']:.0f} ms "
-          "(max) after a job's end, over 40 jobs")
+    print(
+        f"# completion seen {latency['median_ms']:.0f} ms (median), {latency['max_ms']:.0f} ms "
+        "(max) after a job's end, over 40 jobs"
+    )
     idle = child("idle", args.idle_jobs, int(args.idle_window))
-    print(f"# monitor while {args.idle_jobs} jobs sleep: {idle['cpu']:.3f} cpu s over "
-          f"{idle['window']:.0f} s ({idle['cpu_percent']:.2f}% of a core), rss {idle['rss_mb']:.0f} MB")
+    print(
+        f"# monitor while {args.idle_jobs} jobs sleep: {idle['cpu']:.3f} cpu s over "
+        f"{idle['window']:.0f} s ({idle['cpu_percent']:.2f}% of a core), "
+        f"rss {idle['rss_mb']:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

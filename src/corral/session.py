@@ -11,10 +11,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from corral import sandbox
+from corral import backends, sandbox
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
-from corral.errors import InvalidInput, MonitorBusy, NotFound
+from corral.errors import InvalidInput, InvalidSpec, MonitorBusy, NotFound
 from corral.monitor import Monitor
 from corral.records import JobId, JobRecord, Transition
 from corral.registry import Selection
@@ -117,6 +117,7 @@ class AsyncSession:
         if not isinstance(spec, JobSpec):
             spec = parse_spec(spec)
         await asyncio.to_thread(sandbox.check_inputs, spec)
+        await asyncio.to_thread(check_backend, self.settings, spec)
         subspecs = split(spec)
         job_id = await self._reg.call(self._reg.sync.add, spec, subspecs)
         await self._after_write()
@@ -277,3 +278,15 @@ def _delete_dirs(paths: Sequence[Path | None]) -> None:
         if path is not None:
             shutil.rmtree(path, ignore_errors=True)
 
+
+def check_backend(settings: Settings, spec: JobSpec) -> None:
+    """Bad input before anything is stored: an unknown backend or a bad backend option."""
+    kind = settings.backend_kind(spec.backend)
+    if kind not in backends.available():
+        raise InvalidSpec(
+            f"backend: unknown backend {spec.backend!r} "
+            f"(available: {', '.join(sorted({*backends.available(), *settings.backends}))})"
+        )
+    check = getattr(backends.load(kind), "check_job_options", None)
+    if check is not None:
+        check(spec.backend_options)

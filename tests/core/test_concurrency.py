@@ -84,7 +84,10 @@ def test_a_second_monitor_is_refused_clearly(settings: Settings) -> None:
 
 def test_monitor_busy_in_process(settings: Settings) -> None:
     async def main() -> None:
-        async with AsyncRegistry(settings.registry, settings.work_dir) as reg, Monitor(settings, reg):
+        async with (
+            AsyncRegistry(settings.registry, settings.work_dir) as reg,
+            Monitor(settings, reg),
+        ):
             with pytest.raises(MonitorBusy):
                 async with Monitor(settings, reg):
                     pass

@@ -14,7 +14,7 @@ import pytest
 from corral import JobState, Session, load_settings
 from corral import backends as backend_registry
 from corral.backends.base import BackendConfig, Report
-from corral.errors import TransientBackendError
+from corral.errors import InvalidSpec, TransientBackendError
 from corral.records import Attempt, Observation
 
 
@@ -65,7 +65,9 @@ class ToyBlockingBackend:
         for a in attempts:
             state = JobState.COMPLETING if a.uuid in self.seen else JobState.RUNNING
             self.seen.add(a.uuid)
-            result[a.uuid] = Observation(a.uuid, state, exit_code=0 if state == JobState.COMPLETING else None)
+            result[a.uuid] = Observation(
+                a.uuid, state, exit_code=0 if state == JobState.COMPLETING else None
+            )
         return result
 
     def cancel(self, attempts: Sequence[Attempt]) -> None:
@@ -105,7 +107,9 @@ def sweep(n: int) -> dict[str, object]:
     }
 
 
-def test_blocking_backend_runs_in_the_thread_pool_with_bulk_status(toy: type[ToyBlockingBackend]) -> None:
+def test_blocking_backend_runs_in_the_thread_pool_with_bulk_status(
+    toy: type[ToyBlockingBackend],
+) -> None:
     with Session(load_settings()) as session:
         job = session.submit(sweep(50))
         (master,) = session.wait(job, timeout=30)
@@ -137,11 +141,18 @@ def test_failing_status_backs_off_and_never_fails_jobs(toy: type[ToyBlockingBack
     assert master.state == JobState.COMPLETED
 
 
-def test_unknown_backend_fails_the_job_with_a_reason(session: Session) -> None:
-    job = session.submit({"command": ["true"], "backend": "nosuch"})
-    (record,) = session.wait(job, timeout=30)
-    assert record.state == JobState.FAILED
-    assert "unknown backend 'nosuch'" in record.reason
+def test_unknown_backend_is_refused_before_anything_is_stored(session: Session) -> None:
+    with pytest.raises(InvalidSpec, match="unknown backend 'nosuch'"):
+        session.submit({"command": ["true"], "backend": "nosuch"})
+    assert session.select() == []
+
+
+def test_bad_slurm_option_is_refused_before_anything_is_stored(session: Session) -> None:
+    with pytest.raises(InvalidSpec, match="unknown slurm backend option 'partitoin'"):
+        session.submit(
+            {"command": ["true"], "backend": "slurm", "backend_options": {"partitoin": "x"}}
+        )
+    assert session.select() == []
 
 
 def test_partial_submit_keeps_what_went_through_and_retries_the_rest(

@@ -26,7 +26,11 @@ def reg(tmp_path: Path) -> Registry:
 
 def add_sweep(reg: Registry, n: int, **extra: object) -> JobId:
     spec = parse_spec(
-        {"command": ["true"], "splitter": {"kind": "args", "args": [[str(i)] for i in range(n)]}, **extra}
+        {
+            "command": ["true"],
+            "splitter": {"kind": "args", "args": [[str(i)] for i in range(n)]},
+            **extra,
+        }
     )
     return reg.add(spec, split(spec))
 
@@ -168,7 +172,9 @@ def test_fresh_registry_is_migrated_and_alembic_stays_unimported_afterwards(tmp_
     import sqlite3
 
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == SCHEMA_REVISION
+        assert (
+            conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == SCHEMA_REVISION
+        )
 
 
 def test_a_registry_from_a_newer_corral_is_refused_clearly(tmp_path: Path) -> None:

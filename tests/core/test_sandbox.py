@@ -52,7 +52,9 @@ def test_script_with_shebang_runs_its_interpreter(tmp_path: Path) -> None:
 def test_input_files_are_copied_into_the_sandbox(tmp_path: Path) -> None:
     source = tmp_path / "data.txt"
     source.write_text("payload")
-    result = run_job({"command": ["cat", "data.txt"], "input_files": [str(source)]}, tmp_path / "a1")
+    result = run_job(
+        {"command": ["cat", "data.txt"], "input_files": [str(source)]}, tmp_path / "a1"
+    )
     assert result.stdout == "payload"
 
 

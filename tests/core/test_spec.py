@@ -60,7 +60,9 @@ def test_output_patterns_must_stay_inside_the_job_dir() -> None:
     ("text", "mb"), [("512M", 512), ("2G", 2048), ("1.5G", 1536), (300, 300), ("1024K", 1)]
 )
 def test_memory_units(text: object, mb: int) -> None:
-    assert parse_spec({"command": ["a"], "resources": {"memory_mb": text}}).resources.memory_mb == mb
+    assert (
+        parse_spec({"command": ["a"], "resources": {"memory_mb": text}}).resources.memory_mb == mb
+    )
 
 
 @pytest.mark.parametrize(

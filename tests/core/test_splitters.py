@@ -13,7 +13,11 @@ def test_no_splitter_means_no_subjobs() -> None:
 
 def test_argument_list_splitter_appends_each_list() -> None:
     spec = parse_spec(
-        {"command": ["prog"], "arguments": ["-v"], "splitter": {"kind": "args", "args": [["1"], ["2", "3"]]}}
+        {
+            "command": ["prog"],
+            "arguments": ["-v"],
+            "splitter": {"kind": "args", "args": [["1"], ["2", "3"]]},
+        }
     )
     subs = split(spec)
     assert [s.arguments for s in subs] == [("-v", "1"), ("-v", "2", "3")]
@@ -26,7 +30,10 @@ def test_sweep_is_a_cartesian_product_substituted_in_args_and_env() -> None:
             "command": ["fit", "--alpha={alpha}"],
             "arguments": ["{beta}", "{not_a_param}", "awk '{print $1}'"],
             "environment": {"TAG": "a{alpha}"},
-            "splitter": {"kind": "sweep", "parameters": {"alpha": ["1", "2", "3"], "beta": ["x", "y"]}},
+            "splitter": {
+                "kind": "sweep",
+                "parameters": {"alpha": ["1", "2", "3"], "beta": ["x", "y"]},
+            },
         }
     )
     subs = split(spec)

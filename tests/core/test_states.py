@@ -9,7 +9,7 @@ S = JobState
 
 def test_final_flag() -> None:
     assert {s for s in S if s.final} == {S.COMPLETED, S.FAILED, S.KILLED}
-    assert FINAL == {S.COMPLETED, S.FAILED, S.KILLED}
+    assert {S.COMPLETED, S.FAILED, S.KILLED} == FINAL
 
 
 @pytest.mark.parametrize(

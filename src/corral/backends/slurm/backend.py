@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from corral import faults
 from corral.backends.base import BackendConfig, Report
@@ -31,7 +31,7 @@ from corral.backends.slurm.runfiles import (
     read_ticket,
     render_ticket,
 )
-from corral.errors import BackendUnavailable, ConfigError, TransientBackendError
+from corral.errors import BackendUnavailable, ConfigError, InvalidSpec, TransientBackendError
 from corral.records import Attempt, Observation
 from corral.states import JobState
 
@@ -50,6 +50,14 @@ class SlurmBackend:
 
     blocking: ClassVar[bool] = False
     OPTIONS: ClassVar[frozenset[str]] = render.BACKEND_OPTIONS
+
+    @staticmethod
+    def check_job_options(options: Mapping[str, Any]) -> None:
+        """A job's ``backend_options``, checked when it is submitted, before it is stored."""
+        try:
+            render.check_options(options)
+        except render.OptionError as exc:
+            raise InvalidSpec(f"backend_options: {exc}") from exc
 
     def __init__(self, config: BackendConfig) -> None:
         try:
