@@ -63,10 +63,13 @@ def test_memory_limit_is_enforced_locally(session: Session) -> None:
     assert "MemoryError" in session.peek(job, stderr=True)
 
 
-def test_kill_terminates_the_whole_process_group(session: Session, tmp_path: Path) -> None:
+@pytest.mark.parametrize("walltime", [None, 120])  # without and with timeout(1) in between
+def test_kill_terminates_the_whole_process_group(
+    session: Session, tmp_path: Path, walltime: int | None
+) -> None:
     marker = tmp_path / "child.pid"
     job = session.submit(
-        {"script": f"sleep 60 & echo $! > {marker}; wait", "resources": {"walltime": 120}}
+        {"script": f"sleep 60 & echo $! > {marker}; wait", "resources": {"walltime": walltime}}
     )
     deadline = time.monotonic() + 10
     while not marker.exists() and time.monotonic() < deadline:
@@ -75,6 +78,12 @@ def test_kill_terminates_the_whole_process_group(session: Session, tmp_path: Pat
     assert session.kill(job) == [job]
     (record,) = session.wait(job, timeout=20)
     assert record.state == S.KILLED
+    assert record.attempt_dir is not None
+    exit_file = record.attempt_dir / "exit"
+    deadline = time.monotonic() + 3  # well under the 60 s the job would take on its own
+    while not exit_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert exit_file.read_text().split() == ["143", "TERM"]  # the wrapper saw TERM, job ended
     deadline = time.monotonic() + 5
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -188,3 +188,9 @@ def test_a_registry_from_a_newer_corral_is_refused_clearly(tmp_path: Path) -> No
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(RegistryError, match="upgrade corral"):
         Registry(path, tmp_path)
+
+
+def test_subjob_records_carry_no_master_counts(reg: Registry) -> None:
+    add_sweep(reg, 2)
+    found = reg.select(Selection(ids=(JobId(1), JobId(1, 0))))
+    assert [(r.id, r.counts) for r in found] == [(JobId(1), {S.NEW: 2}), (JobId(1, 0), {})]

@@ -213,7 +213,7 @@ class LocalBackend:
         targets = [self._running[u] for u in uuids if u in self._running]
         for job in targets:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(job.pid, signal.SIGTERM)
+                os.killpg(job.pid, signal.SIGTERM)  # the wrapper leads the job's process group
         if targets:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.kill_grace):

@@ -2,7 +2,8 @@
 # corral local wrapper: runs one attempt detached from its launcher and always leaves an exit code.
 # usage: sh local_wrapper.sh ATTEMPT_DIR WALLTIME_S MEMORY_KB   (0 = no limit)
 # Writes into ATTEMPT_DIR: pid (its own pid; the file's mtime is checked against pid reuse),
-# jobpgid (the job's process group), stdout, stderr, exit ("<code>" or "<code> TERM" if killed).
+# jobpgid (the process group to SIGKILL if TERM is not enough), stdout, stderr,
+# exit ("<code>", or "<code> TERM" if it was killed).
 # Builtins only on the common path: every exec costs a millisecond, and jobs come in thousands.
 cd "$1" || exit 125
 set -C   # noclobber: the lock file below is created with O_EXCL
@@ -10,17 +11,24 @@ set -C   # noclobber: the lock file below is created with O_EXCL
 set +C
 echo $$ > pid
 [ "$3" -gt 0 ] && ulimit -v "$3"
-set -m   # job control: the job gets its own process group, so a kill reaches all of it
 child=
 killed=
-trap 'killed=" TERM"; [ -n "$child" ] && kill -TERM -"$child" 2>/dev/null' TERM INT HUP
+# The wrapper leads its own session and process group (the launcher used setsid), so a kill is
+# sent to that whole group. timeout(1) makes a group of its own: the trap forwards to it.
+# (dash has no job control without a terminal, so `set -m` cannot give the job a group.)
+target=
+trap 'killed=" TERM"; [ -n "$target" ] && kill -TERM $target 2>/dev/null' TERM INT HUP
 if [ "$2" -gt 0 ]; then
   timeout -k 10 "$2" sh job.sh </dev/null >stdout 2>stderr &   # 124 = walltime exceeded
+  child=$!
+  target="-$child"
+  echo "$child" > jobpgid
 else
   sh job.sh </dev/null >stdout 2>stderr &
+  child=$!
+  target="$child"
+  echo "$$" > jobpgid
 fi
-child=$!
-echo "$child" > jobpgid
 while :; do
   wait "$child"; rc=$?
   kill -0 "$child" 2>/dev/null || break   # a trapped signal interrupts wait; wait again

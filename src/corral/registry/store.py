@@ -214,7 +214,7 @@ class Registry:
             found = conn.execute(query).all()
             masters = [r.job_id for r in found if r.subjobs > 0]
             counts = self._counts(conn, masters)
-        return [rows.job_record(r, counts.get(r.job_id)) for r in found]
+        return [rows.job_record(r, counts.get(r.job_id) if r.subjobs else None) for r in found]
 
     def subjobs(self, job_id: int) -> list[JobRecord]:
         query = select(jobs).where(jobs.c.job_id == job_id, jobs.c.sub != TOP).order_by(jobs.c.sub)
