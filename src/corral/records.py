@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from corral.spec import JobSpec
 from corral.states import JobState
+
+if TYPE_CHECKING:  # only an annotation here; importing it builds the pydantic models (~80 ms)
+    from corral.spec import JobSpec
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -280,4 +280,3 @@ class Monitor:
                 attempt.uuid, JobState.FAILED, "missing declared output: " + ", ".join(missing)
             )
         return Observation(attempt.uuid, JobState.COMPLETED, "exit code 0")
-

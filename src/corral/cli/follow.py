@@ -1,0 +1,162 @@
+"""``corral wait`` and ``corral peek``: the commands. Their async engine is ``tracking``,
+imported when they run (asyncio is not loaded for commands that never need it)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from corral.cli.common import (
+    Backends,
+    Ids,
+    Json,
+    Names,
+    States,
+    Tags,
+    emit_json,
+    job_filter,
+    need_registry,
+    parse_ids,
+    run,
+    state,
+)
+from corral.cli.errors import JOB_FAILED, OK
+from corral.errors import InvalidInput
+from corral.registry.summary import JobFilter, JobSummary
+from corral.states import ACTIVE, JobState
+
+if TYPE_CHECKING:
+    from corral.config import Settings
+    from corral.records import JobId
+
+ORDER = (
+    JobState.NEW,
+    JobState.SUBMITTING,
+    JobState.SUBMITTED,
+    JobState.UNKNOWN,
+    JobState.RUNNING,
+    JobState.COMPLETING,
+    JobState.COMPLETED,
+    JobState.FAILED,
+    JobState.KILLED,
+)
+
+
+def wait(
+    ctx: typer.Context,
+    ids: Ids = None,
+    every: Annotated[bool, typer.Option("--all", "-a", help="Every job active now.")] = False,
+    states: States = None,
+    names: Names = None,
+    tags: Tags = None,
+    backends: Backends = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", help="Give up after this many seconds (exit code 4).", show_default=False
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Wait until jobs are final, with a live progress bar; exit 1 if any failed."""
+    filt = job_filter(ids, states, names, tags, backends)
+    if every and not filt.ids:
+        filt = JobFilter(
+            states=filt.states or tuple(sorted(ACTIVE)),
+            names=filt.names,
+            tags=filt.tags,
+            backends=filt.backends,
+        )
+    elif filt.empty:
+        raise InvalidInput("wait: give job ids, a selection (--state, --tag, ...) or --all")
+    settings = state(ctx).settings()
+    if not settings.registry.exists():
+        if filt.ids:
+            need_registry(settings, f"no job {filt.ids[0]}")
+        raise typer.Exit(report([], as_json, quiet=False))
+    targets = list(filt.ids) if filt.ids and filt == JobFilter(ids=filt.ids) else filt
+    raise typer.Exit(wait_for(settings, targets, timeout=timeout, as_json=as_json))
+
+
+def wait_for(
+    settings: Settings,
+    targets: list[JobId] | JobFilter,
+    *,
+    timeout: float | None,
+    as_json: bool = False,
+    quiet: bool = False,
+    log_changes: bool = False,
+) -> int:
+    """Follow jobs to the end; 0 if all completed, 1 if any failed or was killed (a timeout
+    raises ``WaitTimeout``). Progress is a live bar on a terminal; elsewhere silent, or a line
+    per change with ``log_changes``."""
+    from corral.cli import tracking
+
+    final = run(tracking.wait_until_final(settings, targets, timeout, log_changes))
+    return report(final, as_json, quiet)
+
+
+def totals(jobs: list[JobSummary]) -> dict[JobState, int]:
+    """Runnable units per state, in ladder order."""
+    found: dict[JobState, int] = {}
+    for job in jobs:
+        for s, n in job.counts.items():
+            found[s] = found.get(s, 0) + n
+    return {s: found[s] for s in ORDER if found.get(s)}
+
+
+def report(jobs: list[JobSummary], as_json: bool, quiet: bool) -> int:
+    counts = totals(jobs)
+    bad = counts.get(JobState.FAILED, 0) + counts.get(JobState.KILLED, 0)
+    if as_json:
+        emit_json(
+            {
+                "ok": not bad,
+                "counts": {s.value: n for s, n in counts.items()},
+                "jobs": [
+                    {
+                        "id": str(j.id),
+                        "state": j.state.value,
+                        "counts": {s.value: n for s, n in j.counts.items()},
+                    }
+                    for j in jobs
+                ],
+            }
+        )
+    elif not quiet:
+        units = sum(counts.values())
+        parts = ", ".join(f"{n} {s.value}" for s, n in counts.items())
+        print(
+            f"{units} job{'s' if units != 1 else ''}: {parts}" if units else "nothing to wait for"
+        )
+    return JOB_FAILED if bad else OK
+
+
+def peek(
+    ctx: typer.Context,
+    job: Annotated[
+        str, typer.Argument(metavar="ID", help="A job (42) or a subjob (42.3).", show_default=False)
+    ],
+    stderr: Annotated[
+        bool, typer.Option("--stderr", "-e", help="Show stderr, not stdout.")
+    ] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Keep printing new output until the job ends (Ctrl-C stops)."
+        ),
+    ] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines.")] = 20,
+) -> None:
+    """Show the end of a job's output (stdout, or stderr with -e); follow it live with -f."""
+    from corral.cli import tracking
+
+    (job_id,) = parse_ids([job])
+    if lines < 0:
+        raise InvalidInput(f"--lines must be 0 or more, got {lines}")
+    settings = state(ctx).settings()
+    need_registry(settings, f"no job {job_id}")
+    run(tracking.peek(settings, job_id, "stderr" if stderr else "stdout", lines, follow))
+    sys.stdout.flush()

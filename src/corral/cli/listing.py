@@ -1,0 +1,310 @@
+"""``corral ls`` (one line per job, fast on 100,000 jobs) and ``corral show`` (one job in full)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from corral.cli.common import (
+    Backends,
+    Ids,
+    Json,
+    Names,
+    States,
+    Tags,
+    ago,
+    console,
+    emit_json,
+    job_filter,
+    need_registry,
+    parse_ids,
+    run,
+    session,
+    state,
+    styled,
+    when,
+)
+from corral.errors import InvalidInput, RegistryError
+from corral.registry import summary
+
+if TYPE_CHECKING:
+    from corral.records import JobRecord, Transition
+
+T = TypeVar("T")
+
+OlderThan = Annotated[
+    str | None,
+    typer.Option(
+        "--older-than",
+        metavar="AGE",
+        help="Only jobs created more than AGE ago (30m, 2h, 7d).",
+        show_default=False,
+    ),
+]
+NewerThan = Annotated[
+    str | None,
+    typer.Option(
+        "--newer-than",
+        "--since",
+        metavar="AGE",
+        help="Only jobs created less than AGE ago.",
+        show_default=False,
+    ),
+]
+
+
+def ls(
+    ctx: typer.Context,
+    ids: Ids = None,
+    states: States = None,
+    names: Names = None,
+    tags: Tags = None,
+    backends: Backends = None,
+    older_than: OlderThan = None,
+    newer_than: NewerThan = None,
+    as_json: Json = False,
+) -> None:
+    """List jobs, one line each, with subjob counts per state (every match: no limit)."""
+    filt = job_filter(ids, states, names, tags, backends, older_than, newer_than)
+    path = state(ctx).settings().registry
+    conn = summary.connect(path)  # None: no registry yet, and reading must not create one
+    try:
+        text = _ls_json(path, conn, filt) if as_json else _ls_table(path, conn, filt)
+    finally:
+        if conn is not None:
+            conn.close()
+    sys.stdout.write(text)
+    if not as_json and text.count("\n") == 1 and sys.stderr.isatty():
+        print(
+            "no jobs match" if not filt.empty else "no jobs yet: try 'corral demo'", file=sys.stderr
+        )
+
+
+def _ls_json(path: Path, conn: sqlite3.Connection | None, filt: summary.JobFilter) -> str:
+    now = time.time()
+    jobs = "[]" if conn is None else _read(path, lambda c: summary.listing_json(c, filt, now), conn)
+    return '{"schema": 1, "jobs": ' + jobs + "}\n"
+
+
+def _ls_table(path: Path, conn: sqlite3.Connection | None, filt: summary.JobFilter) -> str:
+    if conn is None:
+        return summary.listing_header(summary.Widths(2, 4, 10, 7, 4)) + "\n"
+    now = time.time()
+    subjob_ids = any(i.sub is not None for i in filt.ids)
+    w = _read(path, lambda c: summary.widths(c, subjob_ids), conn)
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    body = _read(path, lambda c: summary.listing(c, filt, now, w, color), conn)
+    return summary.listing_header(w) + "\n" + (body + "\n" if body else "")
+
+
+def _read(path: Path, query: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """Run a lean read; if the registry predates the current schema, migrate it and retry."""
+    try:
+        try:
+            return query(conn)
+        except sqlite3.OperationalError:
+            summary.ensure_schema(path)
+            return query(conn)
+    except sqlite3.DatabaseError as exc:
+        raise RegistryError(f"cannot read the registry {path}: {exc}") from exc
+
+
+def show(
+    ctx: typer.Context,
+    job: Annotated[
+        str, typer.Argument(metavar="ID", help="A job (42) or a subjob (42.3).", show_default=False)
+    ],
+    script: Annotated[
+        bool,
+        typer.Option(
+            "--script", help="Print the script that was (or would be) run, and nothing else."
+        ),
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Everything about one job: spec, state history, backend ids, exit status, output paths."""
+    (job_id,) = parse_ids([job])
+    settings = state(ctx).settings()
+    need_registry(settings, f"no job {job_id}")
+
+    async def gather() -> dict[str, Any]:
+        async with session(settings) as sess:
+            record = await sess.get(job_id)
+            subjobs = await sess.subjobs(job_id) if record.is_master else []
+            return {"record": record, "history": await sess.history(job_id), "subjobs": subjobs}
+
+    found = run(gather())
+    record: JobRecord = found["record"]
+    if script:
+        sys.stdout.write(_script(record, found["subjobs"]))
+    elif as_json:
+        emit_json(_show_json(record, found["history"], found["subjobs"]))
+    else:
+        _print_show(record, found["history"], found["subjobs"])
+
+
+def _script(record: JobRecord, subjobs: list[JobRecord]) -> str:
+    from corral.sandbox import JOB_SCRIPT, render_job_script
+
+    if record.is_master:
+        if not subjobs:
+            raise InvalidInput(f"job {record.id} has no subjobs left")
+        first = subjobs[0]
+        note = (
+            f"# job {record.id} has {len(subjobs)} subjobs; this is {first.id} "
+            f"(the others: corral show {record.id}.N --script)\n"
+        )
+        return note + _script(first, [])
+    attempt_dir = record.attempt_dir
+    assert attempt_dir is not None
+    written = attempt_dir / JOB_SCRIPT
+    if written.exists():
+        return f"# {written} (as submitted)\n" + written.read_text()
+    return f"# not submitted yet: what will run in {attempt_dir}\n" + render_job_script(
+        record.spec, attempt_dir
+    )
+
+
+def _outputs(record: JobRecord) -> list[str]:
+    out = record.output_dir
+    if out is None or not out.is_dir():
+        return []
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def _show_json(
+    record: JobRecord, history: list[Transition], subjobs: list[JobRecord]
+) -> dict[str, Any]:
+    return {
+        "job": _record_json(record),
+        "spec": record.spec.model_dump(mode="json"),
+        "history": [
+            {
+                "at": t.at,
+                "attempt": t.attempt,
+                "old": t.old.value if t.old else None,
+                "new": t.new.value,
+                "reason": t.reason,
+                "applied": t.applied,
+            }
+            for t in history
+        ],
+        "subjobs": [_record_json(s) for s in subjobs],
+    }
+
+
+def _record_json(r: JobRecord) -> dict[str, Any]:
+    attempt_dir = r.attempt_dir
+    return {
+        "id": str(r.id),
+        "name": r.name,
+        "state": r.state.value,
+        "backend": r.backend,
+        "tags": list(r.tags),
+        "attempt": r.attempt,
+        "uuid": r.uuid,
+        "native_id": r.native_id,
+        "exit_code": r.exit_code,
+        "signal": r.signal,
+        "reason": r.reason,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "subjobs": r.subjobs,
+        "counts": {s.value: n for s, n in r.counts.items()} if r.is_master else {r.state.value: 1},
+        "kill_requested": r.kill_requested,
+        "job_dir": str(r.job_dir) if r.job_dir else None,
+        "attempt_dir": str(attempt_dir) if attempt_dir and not r.is_master else None,
+        "stdout": str(attempt_dir / "stdout") if attempt_dir and not r.is_master else None,
+        "stderr": str(attempt_dir / "stderr") if attempt_dir and not r.is_master else None,
+        "output_dir": str(r.output_dir) if r.output_dir else None,
+        "outputs": _outputs(r),
+    }
+
+
+def _print_show(record: JobRecord, history: list[Transition], subjobs: list[JobRecord]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    counts = ", ".join(f"{n} {s.value}" for s, n in sorted(record.counts.items()))
+    kind = f"sweep of {record.subjobs} subjobs: {counts}" if record.is_master else "job"
+    out.print(f"[bold]{record.id}[/bold]  {escape(record.name)}  {styled(record.state)}  ({kind})")
+    facts = Table.grid(padding=(0, 2))
+    for key, value in _facts(record):
+        facts.add_row(f"  [dim]{key}[/dim]", escape(value))
+    out.print(facts)
+    out.print("[bold]spec[/bold]")
+    spec = Table.grid(padding=(0, 2))
+    for key, value in record.spec.model_dump(mode="json", exclude_defaults=True).items():
+        spec.add_row(f"  [dim]{key}[/dim]", _value(value))
+    out.print(spec)
+    out.print("[bold]history[/bold]")
+    events = Table.grid(padding=(0, 2))
+    for t in history:
+        change = f"{t.old.value if t.old else '-'} -> {styled(t.new)}"
+        note = escape(t.reason) if t.applied else f"[dim]ignored: {escape(t.reason)}[/dim]"
+        events.add_row(f"  {when(t.at)}", f"#{t.attempt}", change, note)
+    out.print(events)
+    if subjobs:
+        _print_subjobs(subjobs)
+
+
+def _facts(r: JobRecord) -> list[tuple[str, str]]:
+    facts = [
+        ("backend", r.backend),
+        ("tags", " ".join(r.tags) or "-"),
+        ("created", f"{when(r.created_at)} ({ago(r.created_at)})"),
+        ("updated", f"{when(r.updated_at)} ({ago(r.updated_at)})"),
+    ]
+    if not r.is_master:
+        status = "-" if r.exit_code is None else f"exit code {r.exit_code}"
+        if r.signal:
+            status = f"killed by signal {r.signal}"
+        facts += [
+            ("attempt", f"{r.attempt}  (uuid {r.uuid})"),
+            ("native id", r.native_id or "-"),
+            ("exit", status),
+            ("reason", r.reason or "-"),
+        ]
+        if r.attempt_dir is not None:
+            facts += [
+                ("stdout", str(r.attempt_dir / "stdout")),
+                ("stderr", str(r.attempt_dir / "stderr")),
+            ]
+    facts.append(("job dir", str(r.job_dir) if r.job_dir else "-"))
+    outputs = _outputs(r)
+    if outputs:
+        facts.append(("outputs", f"{r.output_dir}/ " + " ".join(outputs)))
+    if r.kill_requested and not r.state.final:
+        facts.append(("kill", "requested, waiting for the monitor"))
+    return facts
+
+
+def _value(value: Any) -> str:
+    import json
+
+    from rich.markup import escape
+
+    return escape(value if isinstance(value, str) else json.dumps(value))
+
+
+def _print_subjobs(subjobs: list[JobRecord]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="subjobs", title_justify="left", box=None, header_style="bold")
+    for column in ("id", "state", "exit", "native id", "reason"):
+        table.add_column(column)
+    for s in subjobs:
+        exit_text = "-" if s.exit_code is None else str(s.exit_code)
+        table.add_row(
+            str(s.id), styled(s.state), exit_text, escape(s.native_id or "-"), escape(s.reason)
+        )
+    console().print(table)

@@ -1,0 +1,129 @@
+"""``corral monitor``: the foreground monitor (live view), ``--once``, ``--status``, ``--stop``.
+
+One monitor drives a registry at a time (an ``flock`` plus a fenced lease): if another holds it,
+the foreground monitor says which process and exits with code 3. When a foreground monitor
+stops with jobs still active, a background daemon takes them over (unless autostart is off).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from corral.cli.common import Json, ago, emit_json, run, session, state, when
+from corral.cli.errors import Unavailable
+from corral.errors import InvalidInput
+from corral.registry import summary
+
+if TYPE_CHECKING:
+    from corral.config import Settings
+
+STOP_WAIT = 20.0
+
+
+def monitor(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Run one cycle, then exit.")] = False,
+    status: Annotated[bool, typer.Option("--status", help="Show which monitor runs.")] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the running monitor.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Run the monitor in the foreground with a live view (one per registry)."""
+    if once + status + stop > 1:
+        raise InvalidInput("give at most one of --once, --status, --stop")
+    settings = state(ctx).settings()
+    if status:
+        _status(settings, as_json)
+    elif stop:
+        _stop(settings, as_json)
+    else:
+        from corral.cli.monitor_view import foreground
+
+        statuses = run(foreground(settings, once))
+        if as_json:
+            emit_json({"backends": statuses})
+
+
+# ---------------------------------------------------------------- --status / --stop
+def _status(settings: Settings, as_json: bool) -> None:
+    from corral.lock import holder
+
+    pid = holder(settings.lock_path)
+    lease, active = run(_lease(settings)) if settings.registry.exists() else (None, 0)
+    if as_json:
+        emit_json(
+            {
+                "running": pid is not None,
+                "pid": pid,
+                "lease": lease,
+                "active": active,
+                "log": str(settings.log_path),
+                "autostart": settings.autostart,
+                "idle_exit": settings.idle_exit,
+            }
+        )
+        return
+    if pid is None:
+        print("no monitor is running" + (f" ({active} active jobs wait for one)" if active else ""))
+    else:
+        print(f"monitor running: pid {pid}")
+    if lease is not None and pid is not None:
+        print(
+            f"  lease     epoch {lease['epoch']}, host {lease['host']}, corral {lease['version']}"
+        )
+        print(f"  since     {when(lease['acquired_at'])}; heartbeat {ago(lease['heartbeat'])}")
+    print(f"  active    {active} jobs")
+    print(f"  log       {settings.log_path}")
+    idle = f"exits after {settings.idle_exit:g} s idle" if settings.idle_exit else "never idles out"
+    print(f"  daemon    autostart {'on' if settings.autostart else 'off'}; {idle}")
+
+
+async def _lease(settings: Settings) -> tuple[dict[str, Any], int]:
+    from dataclasses import asdict
+
+    async with session(settings) as sess:
+        reg = sess.registry
+        info = await reg.call(reg.sync.lease_info)
+        return asdict(info), await reg.call(reg.sync.count_active)
+
+
+def _stop(settings: Settings, as_json: bool) -> None:
+    from corral.lock import holder
+
+    pid = holder(settings.lock_path)
+    if pid is None:
+        if as_json:
+            emit_json({"stopped": None})
+        else:
+            print("no monitor is running")
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it just exited by itself
+    except PermissionError as exc:
+        raise Unavailable(f"cannot stop monitor pid {pid}: {exc.strerror}") from exc
+    deadline = time.monotonic() + STOP_WAIT
+    while holder(settings.lock_path) == pid:
+        if time.monotonic() > deadline:
+            raise Unavailable(f"monitor pid {pid} did not stop within {STOP_WAIT:g} s")
+        time.sleep(0.05)
+    if as_json:
+        emit_json({"stopped": pid})
+        return
+    print(f"stopped the monitor (pid {pid})")
+    active = 0
+    conn = summary.connect(settings.registry)
+    if conn is not None:
+        with contextlib.closing(conn):
+            active = summary.count_active(conn)
+    if active:
+        print(
+            f"{active} active jobs wait for the next monitor (a submit, corral wait or "
+            "corral monitor starts one)"
+        )

@@ -1,0 +1,141 @@
+"""The foreground monitor of ``corral monitor``: a live view, or one cycle with ``--once``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from corral.cli.common import ago, console
+from corral.errors import MonitorBusy
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from corral.config import Settings
+    from corral.monitor import Monitor
+
+ONCE_LIMIT = 30.0  # --once: the longest one cycle may take before we stop anyway
+REFRESH = 0.5
+
+
+async def foreground(settings: Settings, once: bool) -> list[dict[str, Any]]:
+    from corral.daemon import ensure_daemon
+    from corral.monitor import Monitor
+    from corral.registry.aio import AsyncRegistry
+
+    async with AsyncRegistry(settings.registry, settings.work_dir) as reg:
+        try:
+            async with Monitor(settings, reg) as mon:
+                if once:
+                    await _one_cycle(mon)
+                else:
+                    await _live(settings, mon)
+                statuses = [_status_json(s) for s in mon.statuses()]
+        except MonitorBusy as exc:
+            raise MonitorBusy(
+                f"{exc}; 'corral monitor --status' shows it, 'corral monitor --stop' stops it"
+            ) from exc
+        active = await reg.call(reg.sync.count_active)
+    if once and not statuses:
+        print("one cycle: nothing to do", file=sys.stderr)
+    if active and settings.autostart:
+        pid = await asyncio.to_thread(ensure_daemon, settings)
+        print(
+            f"{active} jobs still active: handed over to a background monitor (pid {pid})",
+            file=sys.stderr,
+        )
+    return statuses
+
+
+def _status_json(s: Any) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "active": s.active,
+        "interval": s.interval,
+        "last_poll": s.last_poll,
+        "polls": s.polls,
+        "errors": s.errors,
+        "last_error": s.last_error,
+    }
+
+
+async def _one_cycle(mon: Monitor) -> None:
+    """Until every backend loop has polled (or failed) once, or nothing is left to watch."""
+    deadline = time.monotonic() + ONCE_LIMIT
+    await asyncio.sleep(REFRESH)  # the intake claims new jobs and starts the backend loops
+    while time.monotonic() < deadline:
+        loops = mon.statuses()
+        if mon.active == 0 or all(s.polls + s.errors > 0 for s in loops):
+            break
+        await asyncio.sleep(0.05)
+    console().print(_table(mon))
+
+
+async def _live(settings: Settings, mon: Monitor) -> None:
+    from rich.live import Live
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    out = console()
+    started = time.time()
+    print(
+        f"monitor running (pid {os.getpid()}, epoch {mon.epoch}) on {settings.registry}; "
+        "Ctrl-C or 'corral monitor --stop' stops it",
+        file=sys.stderr,
+    )
+    try:
+        if not out.is_terminal:
+            await stop.wait()
+            return
+        with Live(_view(mon, started), console=out, refresh_per_second=4) as live:
+            while not stop.is_set():
+                live.update(_view(mon, started))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(REFRESH):
+                        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+def _view(mon: Monitor, started: float) -> Any:
+    from rich.console import Group
+
+    up = ago(started).removesuffix(" ago")
+    head = (
+        f"[bold]corral monitor[/bold]  pid {os.getpid()}  epoch {mon.epoch}  "
+        f"active jobs {mon.active}  up {up}"
+    )
+    return Group(head, _table(mon))
+
+
+def _table(mon: Monitor) -> Table:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("backend", "active", "interval", "last poll", "polls", "errors", "last error"):
+        table.add_column(column)
+    for s in mon.statuses():
+        error = (
+            f"[red]{escape(s.last_error)}[/red]" if s.consecutive_errors else escape(s.last_error)
+        )
+        table.add_row(
+            s.name,
+            str(s.active),
+            f"{s.interval:.1f} s",
+            ago(s.last_poll),
+            str(s.polls),
+            str(s.errors),
+            error or "-",
+        )
+    if not mon.statuses():
+        table.add_row("-", "0", "-", "-", "0", "0", "no jobs to watch yet")
+    return table

@@ -1,0 +1,404 @@
+"""``corral submit``: from a job file (TOML/JSON), or ``corral submit [options] -- cmd args...``.
+
+The spec is built and validated completely (job file, flags, sweep or split, backend) before
+anything is written, so bad input changes nothing. Relative input paths are made absolute here:
+the monitor that stages them runs elsewhere, in another working directory.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from corral.cli.common import Json, emit_json, run, session, state
+from corral.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from corral.config import Settings
+    from corral.records import JobId
+    from corral.spec import JobSpec
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.(\d+))?$")
+_INTERPRETERS = {"python", "python3", "sh", "bash", "Rscript", "perl", "julia", "ruby", "node"}
+
+
+def _opt(*names: str, help: str, metavar: str | None = None) -> Any:
+    return typer.Option(*names, help=help, metavar=metavar, show_default=False)
+
+
+def submit(
+    ctx: typer.Context,
+    job_file: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="JOBFILE",
+            help="A job file (.toml or .json); or give the command after --.",
+            show_default=False,
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None, _opt("--backend", "-b", metavar="NAME", help="Where to run (default: local).")
+    ] = None,
+    name: Annotated[
+        str | None, _opt("--name", "-n", metavar="NAME", help="A name for the job.")
+    ] = None,
+    tags: Annotated[
+        list[str] | None, _opt("--tag", "-t", metavar="TAG", help="A tag (repeatable).")
+    ] = None,
+    cpus: Annotated[int | None, _opt("--cpus", "-c", metavar="N", help="Cpus per job.")] = None,
+    memory: Annotated[
+        str | None, _opt("--memory", "-m", metavar="SIZE", help="Memory per job: 512M, 2G.")
+    ] = None,
+    walltime: Annotated[
+        str | None, _opt("--walltime", "-w", metavar="TIME", help="Time limit: 90m, 1:30:00.")
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        _opt("--env", "-e", metavar="KEY=VALUE", help="An environment variable (repeatable)."),
+    ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        _opt(
+            "--input", "-i", metavar="FILE", help="Copy FILE into the job's sandbox (repeatable)."
+        ),
+    ] = None,
+    outputs: Annotated[
+        list[str] | None,
+        _opt(
+            "--output", "-o", metavar="PATTERN", help="Collect files matching PATTERN (repeatable)."
+        ),
+    ] = None,
+    setup: Annotated[
+        list[str] | None,
+        _opt("--setup", metavar="LINE", help="A shell line run before the job (repeatable)."),
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        _opt("--workdir", metavar="DIR", help="Run in DIR instead of the job's own sandbox dir."),
+    ] = None,
+    script: Annotated[
+        Path | None,
+        _opt("--script", metavar="FILE", help="Run this script (its text is stored with the job)."),
+    ] = None,
+    sweep: Annotated[
+        list[str] | None,
+        _opt(
+            "--sweep",
+            metavar="NAME=V1,V2",
+            help="One subjob per combination (repeatable: cartesian product): {name} is "
+            "replaced in the command, $NAME exported; ranges like 1..10 or 0..100..5.",
+        ),
+    ] = None,
+    split: Annotated[
+        Path | None,
+        _opt(
+            "--split", metavar="FILE", help="One subjob per line of FILE (shell-quoted arguments)."
+        ),
+    ] = None,
+    options: Annotated[
+        list[str] | None,
+        _opt("--option", "-O", metavar="KEY=VALUE", help="A backend option, e.g. partition=short."),
+    ] = None,
+    max_attempts: Annotated[
+        int | None, _opt("--max-attempts", metavar="N", help="Retry a failed job up to N attempts.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and show what would run; submit nothing.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Then wait for the job (like corral wait).")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        _opt("--timeout", metavar="SECONDS", help="With --wait: give up after this many seconds."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the new job id.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Submit a job file, or a command: corral submit [OPTIONS] -- CMD [ARGS]...
+
+    --sweep makes one subjob per combination of values, --split one per line of a file.
+    """
+    from corral.cli import follow
+
+    cli = state(ctx)
+    flags = {
+        "backend": backend,
+        "name": name,
+        "tags": tags,
+        "cpus": cpus,
+        "memory": memory,
+        "walltime": walltime,
+        "env": env,
+        "inputs": inputs,
+        "outputs": outputs,
+        "setup": setup,
+        "workdir": workdir,
+        "script": script,
+        "sweep": sweep,
+        "split": split,
+        "options": options,
+        "max_attempts": max_attempts,
+    }
+    spec = build_spec(job_file, cli.tail, flags)
+    settings = cli.settings()
+    check_backend(settings, spec.backend)
+    _hint_relative(spec)
+    if dry_run:
+        _dry_run(settings, spec, as_json)
+        return
+    job_id, count = run(_submit(settings, spec))
+    if as_json:
+        emit_json({"id": str(job_id), "subjobs": count, "backend": spec.backend})
+    elif quiet:
+        print(job_id)
+    else:
+        print(
+            f"submitted job {job_id}"
+            + (f": {count} subjobs" if count else "")
+            + f" on {spec.backend}"
+        )
+    _check_monitor(settings)
+    if wait:
+        raise typer.Exit(
+            follow.wait_for(settings, [job_id], timeout=timeout, quiet=quiet or as_json)
+        )
+
+
+async def _submit(settings: Settings, spec: JobSpec) -> tuple[JobId, int]:
+    from corral.splitters import split
+
+    async with session(settings, "daemon") as sess:
+        job_id = await sess.submit(spec)
+    return job_id, len(split(spec))
+
+
+# ---------------------------------------------------------------- building the spec
+def build_spec(job_file: Path | None, tail: list[str] | None, flags: dict[str, Any]) -> JobSpec:
+    """The validated spec from a job file and/or the flags (flags win, lists are appended)."""
+    from corral.spec import load_spec, parse_spec
+
+    data: dict[str, Any] = {}
+    if job_file is not None:
+        if job_file.suffix not in (".toml", ".json"):
+            raise InvalidInput(
+                f"a job file ends in .toml or .json: {str(job_file)!r}; to run a "
+                f"command, put it after --: corral submit -- {job_file}"
+            )
+        data = load_spec(job_file).model_dump(exclude_unset=True)
+        data["input_files"] = [_absolute(p, job_file.parent) for p in data.get("input_files", ())]
+        if data.get("working_dir"):
+            data["working_dir"] = _absolute(data["working_dir"], job_file.parent)
+    if tail is not None and not tail:
+        raise InvalidInput(
+            "nothing after '--': give the command to run, e.g. corral submit -- echo hello"
+        )
+    if tail and job_file is not None:
+        raise InvalidInput("give a job file or a command after '--', not both")
+    if tail and flags["script"] is not None:
+        raise InvalidInput("give --script FILE or a command after '--', not both")
+    if tail:
+        data.pop("script", None)
+        data["command"] = list(tail)
+    _apply_flags(data, flags)
+    if "command" not in data and "script" not in data:
+        raise InvalidInput(
+            "nothing to run: give a job file, --script FILE, or a command after "
+            "'--' (corral submit -- echo hello)"
+        )
+    return parse_spec(data)
+
+
+def _apply_flags(data: dict[str, Any], f: dict[str, Any]) -> None:
+    for key, flag in (("backend", "backend"), ("name", "name"), ("max_attempts", "max_attempts")):
+        if f[flag] is not None:
+            data[key] = f[flag]
+    resources = dict(data.get("resources") or {})
+    for key, flag in (("cpus", "cpus"), ("memory_mb", "memory"), ("walltime", "walltime")):
+        if f[flag] is not None:
+            resources[key] = f[flag]
+    if resources:
+        data["resources"] = resources
+    data["tags"] = [*data.get("tags", ()), *(f["tags"] or ())]
+    data["outputs"] = [*data.get("outputs", ()), *(f["outputs"] or ())]
+    data["setup"] = [*data.get("setup", ()), *(f["setup"] or ())]
+    data["input_files"] = [
+        *data.get("input_files", ()),
+        *(_absolute(p, Path.cwd()) for p in f["inputs"] or ()),
+    ]
+    data["environment"] = {**data.get("environment", {}), **_pairs(f["env"], "--env")}
+    data["backend_options"] = {**data.get("backend_options", {}), **_options(f["options"])}
+    if f["workdir"] is not None:
+        data["working_dir"] = str(f["workdir"].expanduser().absolute())
+    if f["script"] is not None:  # replaces a job file's command or script
+        data.pop("command", None)
+        data["script"] = _read(f["script"], "--script")
+    if f["sweep"] and f["split"] is not None:
+        raise InvalidInput("give --sweep or --split, not both (a job has one splitter)")
+    if f["sweep"]:
+        data["splitter"] = {"kind": "sweep", "parameters": parse_sweep(f["sweep"])}
+    if f["split"] is not None:
+        data["splitter"] = {"kind": "args", "args": parse_split(f["split"])}
+
+
+def _absolute(path: str, base: Path) -> str:
+    return str((base / Path(path).expanduser()).absolute())
+
+
+def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"{flag} expects KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def _options(items: list[str] | None) -> dict[str, Any]:
+    from corral.config import parse_value
+
+    return {key: parse_value(value) for key, value in _pairs(items, "--option").items()}
+
+
+def _read(path: Path, flag: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise InvalidInput(f"{flag}: cannot read {str(path)!r}: {exc.strerror or exc}") from exc
+
+
+def parse_sweep(items: list[str]) -> dict[str, list[str]]:
+    """``["seed=1,2,3", "n=1..4"]`` -> ``{"seed": ["1", "2", "3"], "n": ["1", "2", "3", "4"]}``."""
+    parameters: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise InvalidInput(
+                f"--sweep {item!r}: expected NAME=V1,V2,... (e.g. --sweep seed=1,2,3)"
+            )
+        if not _NAME.match(name):
+            raise InvalidInput(
+                f"--sweep {item!r}: {name!r} is not a parameter name "
+                "(letters, digits and _, not starting with a digit)"
+            )
+        if name in parameters:
+            raise InvalidInput(f"--sweep {item!r}: parameter {name!r} is given twice")
+        values = [v for part in text.split(",") for v in _expand(part.strip(), item)]
+        if not values or "" in values:
+            raise InvalidInput(
+                f"--sweep {item!r}: every value must be non-empty (e.g. {name}=1,2,3)"
+            )
+        parameters[name] = values
+    return parameters
+
+
+def _expand(part: str, item: str) -> list[str]:
+    match = _RANGE.match(part)
+    if not match:
+        return [part]
+    start, stop, step = int(match[1]), int(match[2]), int(match[3] or 1)
+    if step < 1 or stop < start:
+        raise InvalidInput(f"--sweep {item!r}: a range goes up, like 1..10 or 0..100..5")
+    return [str(v) for v in range(start, stop + 1, step)]
+
+
+def parse_split(path: Path) -> list[list[str]]:
+    """One argument list per non-empty, non-comment line, split like a shell would."""
+    lines: list[list[str]] = []
+    for number, line in enumerate(_read(path, "--split").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            lines.append(shlex.split(line))
+        except ValueError as exc:
+            raise InvalidInput(f"--split {path}:{number}: {exc}") from exc
+    if not lines:
+        raise InvalidInput(f"--split {path}: no argument lines in it")
+    return lines
+
+
+# ---------------------------------------------------------------- checks and output
+def check_backend(settings: Settings, name: str) -> None:
+    """An unknown backend is bad input (2); one that exists but cannot load is unavailable (3)."""
+    from corral import backends
+
+    kind = settings.backend_kind(name)
+    if kind not in backends.available():
+        configured = [n for n in settings.backends if n not in backends.available()]
+        known = ", ".join(sorted({*backends.available(), *configured}))
+        raise InvalidInput(f"unknown backend {name!r} (available: {known})")
+    backends.load(kind)
+
+
+def _hint_relative(spec: JobSpec) -> None:
+    if spec.working_dir is not None or spec.command is None:
+        return
+    staged = {Path(p).name for p in spec.input_files}
+    for word in spec.command[:2]:
+        if word not in staged and not Path(word).is_absolute() and Path(word).is_file():
+            print(
+                f"note: jobs run in their own sandbox dir, where {word!r} is not; stage it with "
+                f"-i {word} or run in this dir with --workdir .",
+                file=sys.stderr,
+            )
+            return
+        if Path(word).name not in _INTERPRETERS:
+            return
+
+
+def _check_monitor(settings: Settings) -> None:
+    from corral.lock import holder
+
+    if holder(settings.lock_path) is not None:
+        return
+    if settings.autostart:
+        print(
+            f"warning: the background monitor did not start (see {settings.log_path}); "
+            "run 'corral monitor' to drive the jobs",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            "note: autostart is off; 'corral monitor' or 'corral wait' will run the jobs",
+            file=sys.stderr,
+        )
+
+
+def _dry_run(settings: Settings, spec: JobSpec, as_json: bool) -> None:
+    from corral.sandbox import render_job_script
+    from corral.splitters import split
+
+    subjobs = split(spec)
+    first = subjobs[0] if subjobs else spec
+    where = settings.work_dir / "NEW" / ("0" if subjobs else "") / "attempt-1"
+    script = render_job_script(first, where)
+    if as_json:
+        emit_json(
+            {
+                "dry_run": True,
+                "spec": spec.model_dump(mode="json"),
+                "subjobs": [s.model_dump(mode="json") for s in subjobs],
+                "script": script,
+            }
+        )
+        return
+    what = f"{len(subjobs)} subjobs" if subjobs else "1 job"
+    print(f"valid: {what} named {spec.name!r} on {spec.backend} (dry run: nothing submitted)")
+    for i, sub in enumerate(subjobs[:5]):
+        env = " ".join(f"{k}={v}" for k, v in sub.environment.items() if k not in spec.environment)
+        argv = shlex.join([*(sub.command or ("<script>",)), *sub.arguments])
+        print(f"  .{i}  {argv}  {env}".rstrip())
+    if len(subjobs) > 5:
+        print(f"  ... and {len(subjobs) - 5} more")
+    print(f"--- the script{' of subjob .0' if subjobs else ''} ({where}/job.sh) ---")
+    sys.stdout.write(script)

@@ -1,0 +1,179 @@
+"""The async engine of ``wait`` and ``peek -f``: they only read the registry.
+
+Jobs move because a monitor drives them, so ``wait`` makes sure one does: it starts the
+background daemon if active jobs have none, or, with autostart off, runs the monitor in this
+process (if no other process holds the registry). Progress is read through the lean summary
+connection whenever ``PRAGMA data_version`` says another process committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from corral.cli.common import console, session
+from corral.cli.errors import WaitTimeout
+from corral.cli.follow import totals
+from corral.errors import InvalidInput, NotFound
+from corral.registry import summary
+from corral.registry.summary import JobFilter, JobSummary
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from corral.config import Settings
+    from corral.records import JobId
+
+POLL = 0.2
+
+
+async def wait_until_final(
+    settings: Settings,
+    targets: list[JobId] | JobFilter,
+    give_up_after: float | None,
+    log_changes: bool,
+) -> list[JobSummary]:
+    from corral.daemon import ensure_daemon
+
+    conn = summary.connect(settings.registry)
+    if conn is None:
+        raise NotFound(f"there are no jobs yet (no registry at {settings.registry})")
+    try:
+        ids = await asyncio.to_thread(_resolve, conn, targets)  # bad ids fail before any monitor
+        async with session(settings, "daemon" if settings.autostart else "inprocess"):
+            jobs = await asyncio.to_thread(summary.summaries_of, conn, ids)
+            if settings.autostart and any(not j.state.final for j in jobs):
+                await asyncio.to_thread(ensure_daemon, settings)  # e.g. after a kill -9
+            with _progress(log_changes) as bar:
+                task = bar.add_task("waiting", total=sum(j.units for j in jobs))
+                try:
+                    async with asyncio.timeout(give_up_after):
+                        return await _follow(conn, ids, bar, task)
+                except TimeoutError:
+                    jobs = await asyncio.to_thread(summary.summaries_of, conn, ids)
+                    left = sum(j.units - j.done for j in jobs)
+                    raise WaitTimeout(
+                        f"wait timed out after {give_up_after:g} s: {left} of "
+                        f"{sum(j.units for j in jobs)} jobs not finished"
+                    ) from None
+    finally:
+        conn.close()
+
+
+def _resolve(conn: sqlite3.Connection, targets: list[JobId] | JobFilter) -> list[JobId]:
+    if isinstance(targets, JobFilter):
+        return [s.id for s in summary.summaries(conn, targets)]
+    found = {s.id for s in summary.summaries_of(conn, targets)}
+    for job_id in targets:
+        if job_id not in found:
+            raise NotFound(f"no job {job_id}")
+    return list(dict.fromkeys(targets))
+
+
+async def _follow(
+    conn: sqlite3.Connection, ids: list[JobId], bar: Progress, task: TaskID
+) -> list[JobSummary]:
+    version = -1
+    while True:
+        now = await asyncio.to_thread(summary.data_version, conn)
+        if now != version:
+            version = now
+            jobs = await asyncio.to_thread(summary.summaries_of, conn, ids)
+            described = "  ".join(f"{s.value} {n}" for s, n in totals(jobs).items())
+            bar.update(task, completed=sum(j.done for j in jobs), description=described)
+            if all(j.state.final for j in jobs):
+                return jobs
+        await asyncio.sleep(POLL)
+
+
+class _Lines:
+    """Stands in for the progress bar when stderr is not a terminal (logs, pipes, tests):
+    silent, or one line per change."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.last = ""
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        return 0
+
+    def update(self, task: int, completed: float = 0, description: str = "") -> None:
+        if self.verbose and description != self.last:
+            self.last = description
+            print(f"  {description}", file=sys.stderr, flush=True)
+
+
+def _progress(log_changes: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    err = console(stderr=True)
+    if not err.is_terminal:
+        return _Lines(log_changes)
+    return Progress(
+        TextColumn("[bold]wait[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+
+# ---------------------------------------------------------------- peek
+async def peek(settings: Settings, job_id: JobId, stream: str, lines: int, follow: bool) -> None:
+    async with session(settings) as sess:
+        record = await sess.get(job_id)
+        if not follow:
+            text = await sess.peek(job_id, stderr=stream == "stderr", lines=lines)
+            sys.stdout.write(text)
+            if not text and not record.state.final:
+                print(f"(job {job_id} is {record.state.value}; no output yet)", file=sys.stderr)
+            return
+        if record.is_master:
+            raise InvalidInput(f"job {job_id} has subjobs; peek one of them, e.g. {job_id}.0")
+        path = sess.output_path(record, stream)
+        offset = await asyncio.to_thread(_print_tail, path, lines)
+        while True:
+            offset = await asyncio.to_thread(_print_new, path, offset)
+            if record.state.final:
+                return
+            await asyncio.sleep(POLL)
+            record = await sess.get(job_id)
+
+
+def _print_tail(path: Path, lines: int) -> int:
+    """Print the last ``lines`` lines; return the offset to follow from."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            end = handle.tell()
+            handle.seek(max(0, end - 64 * 1024))
+            data = handle.read(end - handle.tell())
+    except FileNotFoundError:
+        return 0
+    tail = data.decode(errors="replace").splitlines(keepends=True)[-lines:] if lines else []
+    sys.stdout.write("".join(tail))
+    sys.stdout.flush()
+    return end
+
+
+def _print_new(path: Path, offset: int) -> int:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return offset
+    if data:
+        sys.stdout.write(data.decode(errors="replace"))
+        sys.stdout.flush()
+    return offset + len(data)
