@@ -194,3 +194,45 @@ def test_subjob_records_carry_no_master_counts(reg: Registry) -> None:
     add_sweep(reg, 2)
     found = reg.select(Selection(ids=(JobId(1), JobId(1, 0))))
     assert [(r.id, r.counts) for r in found] == [(JobId(1), {S.NEW: 2}), (JobId(1, 0), {})]
+
+
+def _describe_schema(path: Path) -> dict[str, object]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(f"sqlite:///{path}")
+    inspector = inspect(engine)
+    shape: dict[str, object] = {}
+    for table in sorted(inspector.get_table_names()):
+        shape[table] = (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+            sorted(
+                (i["name"], tuple(i["column_names"]), i["unique"])
+                for i in inspector.get_indexes(table)
+            ),
+            sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+            [
+                (f["referred_table"], f["constrained_columns"])
+                for f in inspector.get_foreign_keys(table)
+            ],
+            inspector.get_pk_constraint(table)["constrained_columns"],
+        )
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        shape["lease rows"] = conn.execute(text("SELECT id, epoch, released FROM lease")).all()
+    engine.dispose()
+    return shape
+
+
+def test_fresh_schema_equals_the_migrations(tmp_path: Path) -> None:
+    """A new registry is created from schema.py in one step; the versioned migrations must
+    build exactly the same thing (so upgrades of old registries and new ones agree)."""
+    from corral.registry.engine import _sqlite_engine, upgrade_with_alembic
+
+    fresh = tmp_path / "fresh.db"
+    Registry(fresh, tmp_path).close()
+    migrated = tmp_path / "migrated.db"
+    engine = _sqlite_engine(migrated, "BEGIN IMMEDIATE")
+    upgrade_with_alembic(engine, migrated)
+    engine.dispose()
+    assert _describe_schema(fresh) == _describe_schema(migrated)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DatabaseError
 
 from corral.errors import RegistryError
-from corral.registry.schema import SCHEMA_REVISION
+from corral.registry.schema import SCHEMA_REVISION, lease, metadata
 
 BUSY_TIMEOUT_S = 60.0
 
@@ -71,31 +71,65 @@ def stored_revision(engine: Engine) -> str | None:
         return None if row is None else str(row[0])
 
 
-def _migrate(engine: Engine, path: Path) -> None:
-    """Upgrade to head. Alembic is imported only here: most opens never need it."""
-    from alembic import command
-    from alembic.config import Config
-    from alembic.util import CommandError
+def _is_empty(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT 1 FROM sqlite_master LIMIT 1")).first() is None
 
+
+def _create_fresh(engine: Engine) -> None:
+    """A brand-new registry: the head schema in one transaction, stamped with its revision
+    (Alembic's own "create_all, then stamp head"; a test keeps it equal to the migrations)."""
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        conn.execute(lease.insert().values(id=1, epoch=0, released=True))
+        conn.execute(
+            text(
+                "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+            )
+        )
+        conn.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": SCHEMA_REVISION})
+
+
+def _migrate(engine: Engine, path: Path) -> None:
+    """Create or upgrade to head; Alembic is imported only for a real upgrade."""
     # A file lock, because ten processes may open a fresh registry at once.
     with open(path.with_suffix(".migrate.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stored_revision(engine) == SCHEMA_REVISION:
             return
-        config = Config()
-        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        try:
-            with engine.connect() as conn:
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
-                conn.commit()
-        except CommandError as exc:  # e.g. a revision this corral does not know: a newer one
-            raise RegistryError(
-                f"registry {path} is at schema {stored_revision(engine)}, which this corral "
-                f"({SCHEMA_REVISION}) cannot migrate: {exc}; upgrade corral"
-            ) from exc
-        if stored_revision(engine) != SCHEMA_REVISION:
-            raise RegistryError(
-                f"registry {path} is at schema {stored_revision(engine)}, newer than this corral "
-                f"({SCHEMA_REVISION}); upgrade corral"
-            )
+        if _is_empty(engine):
+            _create_fresh(engine)
+            return
+        _upgrade(engine, path)
+
+
+def upgrade_with_alembic(engine: Engine, path: Path) -> None:
+    """Run the versioned migrations to head (used for existing registries, and by tests)."""
+    with open(path.with_suffix(".migrate.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _upgrade(engine, path)
+
+
+def _upgrade(engine: Engine, path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util import CommandError
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    try:
+        with engine.connect() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            conn.commit()
+    except CommandError as exc:  # e.g. a revision this corral does not know: a newer one
+        raise RegistryError(
+            f"registry {path} is at schema {stored_revision(engine)}, which this corral "
+            f"({SCHEMA_REVISION}) cannot migrate: {exc}; upgrade corral"
+        ) from exc
+    if stored_revision(engine) != SCHEMA_REVISION:
+        raise RegistryError(
+            f"registry {path} is at schema {stored_revision(engine)}, newer than this corral "
+            f"({SCHEMA_REVISION}); upgrade corral"
+        )
