@@ -29,12 +29,22 @@ def unlock(fd: int) -> None:
 
 
 def holder(path: Path) -> int | None:
-    """The pid written by the current holder, or None if nobody holds the lock."""
-    fd = try_lock(path)
-    if fd is not None:
-        unlock(fd)
-        return None
+    """The pid holding the lock on ``path``, or None if nobody holds it.
+
+    Read from ``/proc/locks``, never by trying the lock: a check that takes the lock, even for a
+    moment, can make a monitor that is starting right then believe another one runs.
+    """
     try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+        st = os.stat(path)
+        with open("/proc/locks") as handle:
+            table = handle.read()
+    except FileNotFoundError:
         return None
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:3133037 0 EOF" (a "->" marks a waiter)
+        held = len(fields) >= 6 and fields[1:4] == ["FLOCK", "ADVISORY", "WRITE"]
+        if held and fields[5] == inode:
+            return int(fields[4])
+    return None
