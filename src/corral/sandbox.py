@@ -16,6 +16,9 @@ from corral.errors import InvalidSpec
 from corral.spec import JobSpec
 
 JOB_SCRIPT = "job.sh"
+SUBMITTED = "submitted-script"
+"""A link a batch backend leaves in each attempt dir to the script it gave the scheduler (one
+array script serves many attempts), so ``corral show --script`` can print it."""
 USER_SCRIPT = "user-script"
 SANDBOX = "sandbox"
 

@@ -151,7 +151,7 @@ def show(
 
 
 def _script(record: JobRecord, subjobs: list[JobRecord]) -> str:
-    from corral.sandbox import JOB_SCRIPT, render_job_script
+    from corral.sandbox import JOB_SCRIPT, SUBMITTED, render_job_script
 
     if record.is_master:
         if not subjobs:
@@ -166,7 +166,11 @@ def _script(record: JobRecord, subjobs: list[JobRecord]) -> str:
     assert attempt_dir is not None
     written = attempt_dir / JOB_SCRIPT
     if written.exists():
-        return f"# {written} (as submitted)\n" + written.read_text()
+        text = f"# {written} (as submitted)\n" + written.read_text()
+        batch = attempt_dir / SUBMITTED
+        if batch.exists():  # the scheduler's own script, which runs job.sh
+            text = f"# {batch.resolve()} (given to the scheduler)\n{batch.read_text()}\n{text}"
+        return text
     return f"# not submitted yet: what will run in {attempt_dir}\n" + render_job_script(
         record.spec, attempt_dir
     )

@@ -33,6 +33,7 @@ from corral.backends.slurm.runfiles import (
 )
 from corral.errors import BackendUnavailable, ConfigError, InvalidSpec, TransientBackendError
 from corral.records import Attempt, Observation
+from corral.sandbox import SUBMITTED
 from corral.states import JobState
 
 log = logging.getLogger("corral.backends.slurm")
@@ -324,3 +325,6 @@ def _write_batch(batch: render.Batch) -> None:
     for index, attempt in enumerate(batch.attempts):
         ticket = Ticket(batch.label, index if batch.is_array else None)
         _write(attempt.attempt_dir / TICKET, render_ticket(ticket))
+        link = attempt.attempt_dir / SUBMITTED
+        link.unlink(missing_ok=True)
+        link.symlink_to(batch.dir / render.SCRIPT)
