@@ -201,7 +201,7 @@ def test_a_requeued_job_goes_back_to_submitted_and_reruns(harness: Harness) -> N
     job = run(go())
     assert job.state == JobState.COMPLETING
     assert any(o.requeue and o.state == JobState.SUBMITTED for o in log[job.uuid])
-    assert log[job.uuid][-1].exit_code == 0
+    assert log[job.uuid][-1].exit_code == 0, log[job.uuid]
     files = read_run_files(job.attempt_dir)
     assert files.run == 1 and files.exit is not None and files.exit.clean
     assert (job.attempt_dir / "slurm-start.0").exists()
