@@ -15,7 +15,8 @@ from corral.records import JobId
 from corral.registry import Registry
 from corral.registry.engine import open_engines
 from corral.registry.schema import TOP, jobs
-from corral.registry.summary import JobFilter, connect, summaries
+from corral.registry.summary import connect, summaries
+from corral.selection import Selection
 from corral.spec import JobSpec
 from corral.states import FINAL, JobState
 from tests.cli.conftest import run_corral
@@ -61,21 +62,21 @@ def seed(home: Path, count: int = 300) -> None:
 
 
 FILTERS = [
-    JobFilter(),
-    JobFilter(states=(JobState.RUNNING, JobState.FAILED)),
-    JobFilter(names=("fit*",)),
-    JobFilter(tags=("a",)),
-    JobFilter(tags=("b", 'q"uote')),
-    JobFilter(backends=("slurm",), states=tuple(sorted(FINAL))),
-    JobFilter(older_than=3600),
-    JobFilter(newer_than=3600, names=("scan",)),
-    JobFilter(ids=(JobId(5), JobId(5, 2), JobId(7))),
-    JobFilter(ids=(JobId(10), JobId(11)), states=(JobState.NEW,)),
+    Selection(),
+    Selection(states=(JobState.RUNNING, JobState.FAILED)),
+    Selection(names=("fit*",)),
+    Selection(tags=("a",)),
+    Selection(tags=("b", 'q"uote')),
+    Selection(backends=("slurm",), states=tuple(sorted(FINAL))),
+    Selection(older_than=3600),
+    Selection(newer_than=3600, names=("scan",)),
+    Selection(ids=(JobId(5), JobId(5, 2), JobId(7))),
+    Selection(ids=(JobId(10), JobId(11)), states=(JobState.NEW,)),
 ]
 
 
 @pytest.mark.parametrize("filt", FILTERS, ids=range(len(FILTERS)))
-def test_the_lean_filter_selects_what_selection_selects(home: Path, filt: JobFilter) -> None:
+def test_the_lean_filter_selects_what_selection_selects(home: Path, filt: Selection) -> None:
     seed(home)
     registry = Registry(home / "registry.db", home / "jobs")
     conn = connect(home / "registry.db")
@@ -85,7 +86,7 @@ def test_the_lean_filter_selects_what_selection_selects(home: Path, filt: JobFil
         # compare what a count means, a master's subjobs or the job itself.)
         expected = [
             (r.id, r.state, r.counts if r.is_master else {r.state: 1})
-            for r in registry.select(filt.to_selection())
+            for r in registry.select(filt)
         ]
         lean = [(s.id, s.state, s.counts) for s in summaries(conn, filt)]
     finally:

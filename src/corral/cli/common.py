@@ -20,7 +20,7 @@ import typer
 
 from corral.errors import InvalidInput, NotFound
 from corral.records import JobId
-from corral.registry.summary import JobFilter
+from corral.selection import Selection
 from corral.states import ACTIVE, FINAL, JobState
 
 if TYPE_CHECKING:
@@ -146,9 +146,9 @@ def job_filter(
     backends: list[str] | None = None,
     older_than: str | None = None,
     newer_than: str | None = None,
-) -> JobFilter:
+) -> Selection:
     """The filter named by the shared options (validated: bad input raises ``InvalidInput``)."""
-    return JobFilter(
+    return Selection(
         ids=parse_ids(ids),
         states=parse_states(states),
         names=tuple(names or ()),
@@ -159,7 +159,7 @@ def job_filter(
     )
 
 
-def require_target(filt: JobFilter, verb: str) -> None:
+def require_target(filt: Selection, verb: str) -> None:
     if filt.empty:
         raise InvalidInput(
             f"{verb}: give job ids or a selection (--state, --tag, --name, --backend)"

@@ -29,7 +29,7 @@ from corral.cli.common import (
     state,
 )
 from corral.errors import InvalidInput, NotFound, StateConflict
-from corral.registry.summary import JobFilter
+from corral.selection import Selection
 from corral.states import FINAL
 
 KILL_WAIT = 30.0  # rm --force: how long the monitor gets to stop active jobs
@@ -37,14 +37,13 @@ KILL_WAIT = 30.0  # rm --force: how long the monitor gets to stop active jobs
 if TYPE_CHECKING:
     from corral.config import Settings
     from corral.records import JobId, JobRecord
-    from corral.registry import Selection
 
 
-def _target(filt: JobFilter) -> list[JobId] | Selection:
+def _target(filt: Selection) -> list[JobId] | Selection:
     """Plain ids go to the session as ids (each checked to exist); anything else as a selection."""
-    if filt.ids and filt == JobFilter(ids=filt.ids):
+    if filt.ids and filt == Selection(ids=filt.ids):
         return list(filt.ids)
-    return filt.to_selection()
+    return filt
 
 
 def _listed(ids: list[JobId], limit: int = 20) -> str:
@@ -156,7 +155,7 @@ def rm(
         raise InvalidInput("rm deletes whole jobs: give 42, not 42.3")
     settings = state(ctx).settings()
     need_registry(settings, "rm")
-    removed = run(_remove(settings, filt.to_selection(), force=force, dry_run=dry_run))
+    removed = run(_remove(settings, filt, force=force, dry_run=dry_run))
     _say_removed(removed, dry_run, as_json)
 
 
@@ -176,7 +175,7 @@ def gc(
     settings = state(ctx).settings()
     if not settings.registry.exists():
         return _say_removed([], dry_run, as_json)
-    selection = JobFilter(states=tuple(sorted(FINAL)), older_than=age).to_selection()
+    selection = Selection(states=tuple(sorted(FINAL)), older_than=age)
     removed = run(_remove(settings, selection, force=False, dry_run=dry_run))
     _say_removed(removed, dry_run, as_json)
 
@@ -184,7 +183,7 @@ def gc(
 async def _remove(
     settings: Settings, selection: Selection, *, force: bool, dry_run: bool
 ) -> list[JobRecord]:
-    from corral.registry import Selection
+    from corral.selection import Selection
 
     async with session(settings, "daemon") as sess:
         records = await sess.select(selection)

@@ -24,7 +24,8 @@ from corral.cli.common import (
 )
 from corral.cli.errors import JOB_FAILED, OK
 from corral.errors import InvalidInput
-from corral.registry.summary import JobFilter, JobSummary
+from corral.registry.summary import JobSummary
+from corral.selection import Selection
 from corral.states import ACTIVE, JobState
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def wait(
     """Wait until jobs are final, with a live progress bar; exit 1 if any failed."""
     filt = job_filter(ids, states, names, tags, backends)
     if every and not filt.ids:
-        filt = JobFilter(
+        filt = Selection(
             states=filt.states or tuple(sorted(ACTIVE)),
             names=filt.names,
             tags=filt.tags,
@@ -76,13 +77,13 @@ def wait(
         if filt.ids:
             need_registry(settings, f"no job {filt.ids[0]}")
         raise typer.Exit(report([], as_json, quiet=False))
-    targets = list(filt.ids) if filt.ids and filt == JobFilter(ids=filt.ids) else filt
+    targets = list(filt.ids) if filt.ids and filt == Selection(ids=filt.ids) else filt
     raise typer.Exit(wait_for(settings, targets, timeout=timeout, as_json=as_json))
 
 
 def wait_for(
     settings: Settings,
-    targets: list[JobId] | JobFilter,
+    targets: list[JobId] | Selection,
     *,
     timeout: float | None,
     as_json: bool = False,

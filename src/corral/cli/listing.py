@@ -33,6 +33,7 @@ from corral.cli.common import (
 )
 from corral.errors import InvalidInput, RegistryError
 from corral.registry import summary
+from corral.selection import Selection
 
 if TYPE_CHECKING:
     from corral.records import JobRecord, Transition
@@ -87,13 +88,13 @@ def ls(
         )
 
 
-def _ls_json(path: Path, conn: sqlite3.Connection | None, filt: summary.JobFilter) -> str:
+def _ls_json(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> str:
     now = time.time()
     jobs = "[]" if conn is None else _read(path, lambda c: summary.listing_json(c, filt, now), conn)
     return '{"schema": 1, "jobs": ' + jobs + "}\n"
 
 
-def _ls_table(path: Path, conn: sqlite3.Connection | None, filt: summary.JobFilter) -> str:
+def _ls_table(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> str:
     if conn is None:
         return summary.listing_header(summary.Widths(2, 4, 10, 7, 4)) + "\n"
     now = time.time()

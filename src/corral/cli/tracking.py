@@ -19,7 +19,8 @@ from corral.cli.errors import WaitTimeout
 from corral.cli.follow import totals
 from corral.errors import InvalidInput, NotFound
 from corral.registry import summary
-from corral.registry.summary import JobFilter, JobSummary
+from corral.registry.summary import JobSummary
+from corral.selection import Selection
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -32,7 +33,7 @@ POLL = 0.2
 
 async def wait_until_final(
     settings: Settings,
-    targets: list[JobId] | JobFilter,
+    targets: list[JobId] | Selection,
     give_up_after: float | None,
     log_changes: bool,
 ) -> list[JobSummary]:
@@ -63,8 +64,8 @@ async def wait_until_final(
         conn.close()
 
 
-def _resolve(conn: sqlite3.Connection, targets: list[JobId] | JobFilter) -> list[JobId]:
-    if isinstance(targets, JobFilter):
+def _resolve(conn: sqlite3.Connection, targets: list[JobId] | Selection) -> list[JobId]:
+    if isinstance(targets, Selection):
         return [s.id for s in summary.summaries(conn, targets)]
     found = {s.id for s in summary.summaries_of(conn, targets)}
     for job_id in targets:

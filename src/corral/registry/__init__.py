@@ -10,13 +10,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from corral.registry.rows import Selection as Selection
     from corral.registry.store import LeaseInfo as LeaseInfo
     from corral.registry.store import Registry as Registry
     from corral.registry.updates import Update as Update
+    from corral.selection import Selection as Selection
 
 _EXPORTS = {
-    "Selection": "corral.registry.rows",
+    "Selection": "corral.selection",
     "LeaseInfo": "corral.registry.store",
     "Registry": "corral.registry.store",
     "Update": "corral.registry.updates",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy import ColumnElement, Row, and_, or_
 
 from corral.records import Attempt, JobId, JobRecord, Transition
 from corral.registry.schema import TOP, jobs
+from corral.selection import Selection
 from corral.spec import spec_from_json
 from corral.states import JobState
 
@@ -84,47 +84,26 @@ def transition_of(row: Row[Any]) -> Transition:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """Which jobs a verb applies to. Empty fields match everything; fields combine with AND."""
-
-    ids: tuple[JobId, ...] = ()
-    states: tuple[JobState, ...] = ()
-    names: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    backends: tuple[str, ...] = ()
-    older_than: float | None = None  # seconds of age
-    newer_than: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def empty(self) -> bool:
-        return (
-            not (self.ids or self.states or self.names or self.tags or self.backends)
-            and self.older_than is None
-            and self.newer_than is None
+def where(selection: Selection) -> ColumnElement[bool]:
+    """The SQL condition, over top-level rows unless ids name subjobs."""
+    clauses: list[ColumnElement[bool]] = []
+    if selection.ids:
+        clauses.append(
+            or_(*(and_(jobs.c.job_id == i.job, jobs.c.sub == to_sub(i.sub)) for i in selection.ids))
         )
-
-    def where(self) -> ColumnElement[bool]:
-        """The SQL condition, over top-level rows unless ids name subjobs."""
-        clauses: list[ColumnElement[bool]] = []
-        if self.ids:
-            clauses.append(
-                or_(*(and_(jobs.c.job_id == i.job, jobs.c.sub == to_sub(i.sub)) for i in self.ids))
-            )
-        else:
-            clauses.append(jobs.c.sub == TOP)
-        if self.states:
-            clauses.append(jobs.c.state.in_([s.value for s in self.states]))
-        if self.names:
-            clauses.append(or_(*(jobs.c.name.op("GLOB")(n) for n in self.names)))
-        if self.tags:
-            clauses.append(or_(*(jobs.c.tags.contains(f",{t},") for t in self.tags)))
-        if self.backends:
-            clauses.append(jobs.c.backend.in_(self.backends))
-        now = time.time()
-        if self.older_than is not None:
-            clauses.append(jobs.c.created_at <= now - self.older_than)
-        if self.newer_than is not None:
-            clauses.append(jobs.c.created_at >= now - self.newer_than)
-        return and_(*clauses)
+    else:
+        clauses.append(jobs.c.sub == TOP)
+    if selection.states:
+        clauses.append(jobs.c.state.in_([s.value for s in selection.states]))
+    if selection.names:
+        clauses.append(or_(*(jobs.c.name.op("GLOB")(n) for n in selection.names)))
+    if selection.tags:
+        clauses.append(or_(*(jobs.c.tags.contains(f",{t},") for t in selection.tags)))
+    if selection.backends:
+        clauses.append(jobs.c.backend.in_(selection.backends))
+    now = time.time()
+    if selection.older_than is not None:
+        clauses.append(jobs.c.created_at <= now - selection.older_than)
+    if selection.newer_than is not None:
+        clauses.append(jobs.c.created_at >= now - selection.newer_than)
+    return and_(*clauses)

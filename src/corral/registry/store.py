@@ -23,9 +23,10 @@ from corral.errors import LeaseLost, NotFound
 from corral.records import Attempt, JobId, JobRecord, Transition
 from corral.registry import rows
 from corral.registry.engine import open_engines
-from corral.registry.rows import Selection, to_sub
+from corral.registry.rows import to_sub, where
 from corral.registry.schema import TOP, attempts, jobs, lease, transitions
 from corral.registry.updates import Update, apply_updates, archive_and_renew, refresh_masters
+from corral.selection import Selection
 from corral.spec import JobSpec
 from corral.states import ACTIVE, JobState
 
@@ -207,7 +208,7 @@ class Registry:
         return found[0]
 
     def select(self, selection: Selection, *, limit: int | None = None) -> list[JobRecord]:
-        query = select(jobs).where(selection.where()).order_by(jobs.c.job_id, jobs.c.sub)
+        query = select(jobs).where(where(selection)).order_by(jobs.c.job_id, jobs.c.sub)
         if limit is not None:
             query = query.limit(limit)
         with self._reader.begin() as conn:

@@ -7,8 +7,8 @@ subjob counts per state of the masters from one ``GROUP BY``, over a plain read-
 may take. For the same reason a listing is formatted by SQLite itself (``printf`` and
 ``json_object`` run in C; formatting 100,000 rows in Python takes longer than the query).
 
-``JobFilter`` has the fields and meaning of ``corral.registry.Selection``; its SQL is written
-here without SQLAlchemy (``tests/cli`` checks that both select the same jobs).
+A listing filters on the same ``corral.selection.Selection`` every verb takes; its SQL is written
+here without SQLAlchemy (``sql_where``) (``tests/cli`` checks that both select the same jobs).
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from corral.records import JobId
+from corral.selection import Selection
 from corral.states import FINAL, JobState
-
-if TYPE_CHECKING:
-    from corral.registry.rows import Selection
 
 TOP = -1  # jobs.sub of a top-level job (corral.registry.schema.TOP, which imports SQLAlchemy)
 _STATES = {s.value: s for s in JobState}  # a dict lookup is several times faster than JobState(v)
@@ -32,70 +30,39 @@ _CHUNK = 500  # SQLite limits host parameters: long id lists are queried in chun
 _ID_SQL = "CAST(t.job_id AS TEXT) || CASE WHEN t.sub >= 0 THEN '.' || t.sub ELSE '' END"
 
 
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """Which jobs a listing shows: like ``Selection``, empty fields match everything."""
+def sql_where(selection: Selection, now: float) -> tuple[str, list[Any]]:
+    """SQL over ``jobs AS t`` and its parameters (top-level rows unless ids name subjobs)."""
+    clauses: list[str] = []
+    params: list[Any] = []
 
-    ids: tuple[JobId, ...] = ()
-    states: tuple[JobState, ...] = ()
-    names: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    backends: tuple[str, ...] = ()
-    older_than: float | None = None  # seconds of age
-    newer_than: float | None = None
+    def any_of(template: str, values: Iterable[Any]) -> None:
+        values = list(values)
+        clauses.append("(" + " OR ".join([template] * len(values)) + ")")
+        params.extend(values)
 
-    @property
-    def empty(self) -> bool:
-        return not (self.ids or self.states or self.names or self.tags or self.backends) and (
-            self.older_than is None and self.newer_than is None
+    if selection.ids:
+        clauses.append(
+            "(" + " OR ".join(["(t.job_id = ? AND t.sub = ?)"] * len(selection.ids)) + ")"
         )
-
-    def to_selection(self) -> Selection:
-        from corral.registry.rows import Selection
-
-        return Selection(
-            ids=self.ids,
-            states=self.states,
-            names=self.names,
-            tags=self.tags,
-            backends=self.backends,
-            older_than=self.older_than,
-            newer_than=self.newer_than,
-        )
-
-    def where(self, now: float) -> tuple[str, list[Any]]:
-        """SQL over ``jobs AS t`` and its parameters (top-level rows unless ids name subjobs)."""
-        clauses: list[str] = []
-        params: list[Any] = []
-
-        def any_of(template: str, values: Iterable[Any]) -> None:
-            values = list(values)
-            clauses.append("(" + " OR ".join([template] * len(values)) + ")")
-            params.extend(values)
-
-        if self.ids:
-            clauses.append(
-                "(" + " OR ".join(["(t.job_id = ? AND t.sub = ?)"] * len(self.ids)) + ")"
-            )
-            for job_id in self.ids:
-                params += [job_id.job, TOP if job_id.sub is None else job_id.sub]
-        else:
-            clauses.append("t.sub = -1")
-        if self.states:
-            any_of("t.state = ?", (s.value for s in self.states))
-        if self.names:
-            any_of("t.name GLOB ?", self.names)
-        if self.tags:
-            any_of("instr(t.tags, ?) > 0", (f",{t}," for t in self.tags))
-        if self.backends:
-            any_of("t.backend = ?", self.backends)
-        if self.older_than is not None:
-            clauses.append("t.created_at <= ?")
-            params.append(now - self.older_than)
-        if self.newer_than is not None:
-            clauses.append("t.created_at >= ?")
-            params.append(now - self.newer_than)
-        return " AND ".join(clauses), params
+        for job_id in selection.ids:
+            params += [job_id.job, TOP if job_id.sub is None else job_id.sub]
+    else:
+        clauses.append("t.sub = -1")
+    if selection.states:
+        any_of("t.state = ?", (s.value for s in selection.states))
+    if selection.names:
+        any_of("t.name GLOB ?", selection.names)
+    if selection.tags:
+        any_of("instr(t.tags, ?) > 0", (f",{t}," for t in selection.tags))
+    if selection.backends:
+        any_of("t.backend = ?", selection.backends)
+    if selection.older_than is not None:
+        clauses.append("t.created_at <= ?")
+        params.append(now - selection.older_than)
+    if selection.newer_than is not None:
+        clauses.append("t.created_at >= ?")
+        params.append(now - selection.newer_than)
+    return " AND ".join(clauses), params
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +165,7 @@ _AGE = (
 
 
 def listing(
-    conn: sqlite3.Connection, filt: JobFilter, now: float, w: Widths, color: bool = False
+    conn: sqlite3.Connection, filt: Selection, now: float, w: Widths, color: bool = False
 ) -> str:
     """The lines of ``corral ls`` (under ``listing_header``), formatted by SQLite and returned
     as one string: fetching 100,000 rows one by one costs more than building them.
@@ -207,7 +174,7 @@ def listing(
     running ones and WAIT the rest; a plain job leaves them blank (its STATE says it all).
     The counts come from a correlated subquery, so only masters pay for them.
     """
-    where, params = filt.where(now)
+    where, params = sql_where(filt, now)
     cw = w.count
     job_id = _ID_SQL if any(i.sub is not None for i in filt.ids) else "t.job_id"
     name = "t.name"
@@ -256,9 +223,9 @@ def listing_header(w: Widths) -> str:
     )
 
 
-def listing_json(conn: sqlite3.Connection, filt: JobFilter, now: float) -> str:
+def listing_json(conn: sqlite3.Connection, filt: Selection, now: float) -> str:
     """The ``jobs`` array of ``corral ls --json`` (schema 1, docs/cli.md), built by SQLite."""
-    where, params = filt.where(now)
+    where, params = sql_where(filt, now)
     # Tags are stored as ",a,b,": escape backslashes and quotes, then split on commas.
     tags = (
         "CASE WHEN t.tags = '' THEN '[]' ELSE '[\"' || replace(replace(replace("
@@ -282,9 +249,9 @@ def listing_json(conn: sqlite3.Connection, filt: JobFilter, now: float) -> str:
     return str(conn.execute(query, params).fetchone()[0])
 
 
-def summaries(conn: sqlite3.Connection, filt: JobFilter) -> list[JobSummary]:
+def summaries(conn: sqlite3.Connection, filt: Selection) -> list[JobSummary]:
     """The matching jobs as structured summaries (for progress displays)."""
-    where, params = filt.where(time.time())
+    where, params = sql_where(filt, time.time())
     rows = conn.execute(
         f"SELECT t.job_id, t.sub, t.name, t.state, t.backend, t.subjobs FROM jobs AS t "
         f"WHERE {where} ORDER BY t.job_id, t.sub",
@@ -307,7 +274,7 @@ def summaries_of(conn: sqlite3.Connection, ids: Sequence[JobId]) -> list[JobSumm
         found.update((s.id, s) for s in _with_counts(conn, rows))
     subs = [i for i in ids if i.sub is not None]
     for i in range(0, len(subs), _CHUNK):
-        found.update((s.id, s) for s in summaries(conn, JobFilter(ids=tuple(subs[i : i + _CHUNK]))))
+        found.update((s.id, s) for s in summaries(conn, Selection(ids=tuple(subs[i : i + _CHUNK]))))
     return [found[i] for i in ids if i in found]
 
 
