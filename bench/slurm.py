@@ -91,7 +91,7 @@ def main() -> None:
     if master.counts != {corral.JobState.COMPLETED: args.jobs}:
         raise SystemExit(f"not all completed: {master.counts}")
     ends = [
-        f.stat().st_mtime for s in subs if s.attempt_dir for f in s.attempt_dir.glob("slurm-exit.*")
+        f.stat().st_mtime for s in subs if s.attempt_dir for f in s.attempt_dir.glob("run-exit.*")
     ]
     used = collections.Counter(calls.read_text().split())
     rpcs = {

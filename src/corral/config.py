@@ -7,8 +7,10 @@ every value came from (dotted keys: ``idle_exit``, ``backends.local.max_cpus``),
 
 The config file is TOML: top-level keys are the fields of ``Settings``; each ``[backends.NAME]``
 section configures one backend instance (``type`` names its kind when NAME is not a kind, e.g. a
-second Slurm cluster). Unknown keys are errors: a backend section accepts the common keys below
-plus the options its backend class declares in ``OPTIONS`` (a ``frozenset[str]``).
+second Slurm cluster). Unknown keys are errors. A backend section accepts the common keys below
+plus the options its backend class declares in its ``Options`` model; those are checked (names
+and values) by ``corral.backends.check_settings`` in the verbs that use a backend (submit,
+monitor, plugins, config show), so a read-only verb never imports a backend or pydantic.
 
 Where the file is: ``$CORRAL_CONFIG`` if set; else ``$CORRAL_HOME/config.toml`` if
 ``CORRAL_HOME`` is set (hermetic tests); else ``config.toml`` in the XDG config dir.
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from corral.errors import BackendUnavailable, ConfigError
+from corral.errors import ConfigError
 
 if TYPE_CHECKING:
     from corral.backends.base import BackendConfig
@@ -45,7 +47,7 @@ _KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
 @dataclass(frozen=True, slots=True)
 class BackendSettings:
     """A ``[backends.NAME]`` section: the common keys, plus backend options (``extra``),
-    checked against the backend's ``OPTIONS`` by ``load_settings``."""
+    checked against the backend's ``Options`` model by ``corral.backends.check_settings``."""
 
     type: str | None = None
     min_interval: float = 0.5
@@ -87,6 +89,7 @@ class Settings:
         section = self.backends.get(name) or BackendSettings()
         return BackendConfig(
             name=name,
+            kind=self.backend_kind(name),
             work_dir=self.work_dir,
             options=section.options(),
             min_interval=section.min_interval,
@@ -280,9 +283,7 @@ def load_settings(
             values[key] = default
             layers.sources[key] = "default (under home)"
     sections = {name: _section(name, raw, layers.sources) for name, raw in layers.backends.items()}
-    settings = Settings(**values, backends=sections, config_file=path, sources=layers.sources)
-    _check_options(settings)
-    return settings
+    return Settings(**values, backends=sections, config_file=path, sources=layers.sources)
 
 
 def _checked(key: str, value: Any, sources: Mapping[str, str]) -> Any:
@@ -321,29 +322,3 @@ def _section(name: str, raw: Mapping[str, Any], sources: Mapping[str, str]) -> B
             f"above max_interval ({section.max_interval:g})"
         )
     return section
-
-
-def _check_options(settings: Settings) -> None:
-    """Every backend section names a known kind and only keys that kind accepts."""
-    if not settings.backends:
-        return
-    from corral import backends  # entry points are scanned only when a section needs checking
-
-    for name, section in settings.backends.items():
-        kind = settings.backend_kind(name)
-        if kind not in backends.available():
-            known = ", ".join(backends.available())
-            raise ConfigError(
-                f"backends.{name}: unknown backend type {kind!r} (available: {known})"
-            )
-        try:
-            accepted: frozenset[str] = getattr(backends.load(kind), "OPTIONS", frozenset())
-        except BackendUnavailable:
-            continue  # a broken plugin is reported when used (and by `corral plugins`)
-        for key in section.options():
-            if key not in accepted:
-                allowed = ", ".join(sorted(COMMON_BACKEND_KEYS | accepted))
-                raise ConfigError(
-                    f"backends.{name}: unknown key {key!r} for a {kind} backend "
-                    f"(from {settings.source(f'backends.{name}.{key}')}; accepted: {allowed})"
-                )

@@ -7,11 +7,15 @@
     ├── NotFound                     no job with that id
     ├── StateConflict                the verb does not apply to the job's current state
     ├── MonitorBusy                  another monitor holds the registry's lease
+    ├── MonitorUnavailable           no monitor drives the registry and none could be started
     ├── LeaseLost                    this monitor was fenced out by a newer one
-    ├── RegistryError                the registry cannot be opened or migrated
+    ├── RegistryError                the registry cannot be opened, read or written
+    │   └── StorageFull              no space left for the registry or job dirs (transient)
     └── BackendError                 a backend failed; ``transient`` says whether a retry may help
-        ├── BackendUnavailable       unknown backend, or its tools are missing (permanent)
-        └── TransientBackendError    a scheduler command failed or timed out (retry later)
+        ├── BackendUnavailable       the backend is down: it cannot load, start or answer
+        │                            (tools missing, extra not installed, login needed, server
+        │                            down). The monitor retries it; no job changes state for it.
+        └── TransientBackendError    one call failed or timed out (retry later)
 
 CLI exit codes map onto this tree in ``corral.cli``; anything else is an internal bug.
 """
@@ -49,12 +53,18 @@ class MonitorBusy(CorralError):
     """Another monitor already drives this registry."""
 
 
+class MonitorUnavailable(CorralError):
+    """No monitor drives the registry (it died, or autostart is off) and none could be started."""
+
+
 class LeaseLost(CorralError):
     """A newer monitor took the lease; this one must stop writing."""
 
 
 class RegistryError(CorralError):
-    """The registry cannot be opened, read or migrated."""
+    """The registry cannot be opened, read, written or migrated."""
+
+    transient: bool = False
 
 
 class BackendError(CorralError):
@@ -63,19 +73,33 @@ class BackendError(CorralError):
     transient: bool = False
 
 
+class StorageFull(RegistryError):
+    """No space left on the device of the registry or of the job dirs. Transient: the monitor
+    backs off and goes on once space returns; a command exits 3."""
+
+    transient = True
+
+
 class BackendUnavailable(BackendError):
-    """The backend does not exist or its tools are missing."""
+    """The backend is down: it cannot load, start or answer. Not a verdict on any job."""
 
 
 class TransientBackendError(BackendError):
     """A scheduler command failed or timed out; the monitor retries with back-off.
 
     ``accepted`` (from ``submit``) maps the uuids that did go through before the failure to
-    their native ids; only the others are retried.
+    their native ids and ``refused`` those refused for good; only the others are retried.
     """
 
     transient = True
 
-    def __init__(self, message: str, *, accepted: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        accepted: Mapping[str, str] | None = None,
+        refused: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.accepted: Mapping[str, str] = dict(accepted or {})
+        self.refused: Mapping[str, str] = dict(refused or {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +63,32 @@ class Observation:
     native_id: str | None = None
     requeue: bool = False
 
+    @classmethod
+    def ended(
+        cls,
+        uuid: str,
+        code: int | None,
+        *,
+        signal: int | None = None,
+        killed: bool = False,
+        walltime: bool = False,
+        oom: bool = False,
+        native_id: str | None = None,
+    ) -> Observation:
+        """A job that ended, decoded once for every backend: killed by us, out of time, out of
+        memory, or an exit code (128 + N from a shell is signal N) that the monitor judges
+        after collecting outputs."""
+        if killed:
+            return cls(uuid, JobState.KILLED, "killed", exit_code=code, native_id=native_id)
+        if walltime:
+            return cls(uuid, JobState.FAILED, "walltime exceeded", code, signal, native_id)
+        if oom:
+            return cls(uuid, JobState.FAILED, "memory limit exceeded", code, signal, native_id)
+        if signal is None and code is not None and code > 128:
+            signal = code - 128
+        reason = f"killed by signal {signal}" if signal else f"exit code {code}"
+        return cls(uuid, JobState.COMPLETING, reason, code, signal or None, native_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Transition:
@@ -111,3 +138,30 @@ class JobRecord:
     @property
     def output_dir(self) -> Path | None:
         return None if self.job_dir is None else self.job_dir / "output"
+
+
+@dataclass(frozen=True, slots=True)
+class BackendHealth:
+    """How one backend instance is doing, as the monitor last wrote it to the registry.
+
+    ``state`` is ``"up"``, ``"down"`` (cannot start or answer: its jobs wait, none is failed for
+    it) or ``"starting"``; ``reason`` says why it is down or what last failed."""
+
+    name: str
+    kind: str
+    state: str
+    reason: str = ""
+    since: float = 0.0
+    active: int = 0
+    interval: float = 0.0
+    last_poll: float | None = None
+    polls: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+    calls: Mapping[str, int] = field(default_factory=dict)
+    """Scheduler calls made by the last status cycle, by command."""
+    updated_at: float = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.state == "down"

@@ -7,6 +7,7 @@ status files a backend's wrapper writes. Collected outputs go to ``<job_dir>/out
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import shutil
@@ -52,6 +53,10 @@ def _write(path: Path, text: str, mode: int = 0o600) -> None:
         handle.write(text)
 
 
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""errnos of a full disk or quota: transient, never a verdict on a job."""
+
+
 def prepare(spec: JobSpec, attempt_dir: Path) -> None:
     """Create the attempt dir, write ``job.sh`` and copy input files into the sandbox.
 
@@ -68,6 +73,8 @@ def prepare(spec: JobSpec, attempt_dir: Path) -> None:
         try:
             shutil.copy2(source, sandbox / source.name)
         except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise  # a full disk is not the job's fault: the monitor retries later
             raise InvalidSpec(f"input file {name!r}: {exc.strerror or exc}") from exc
 
 

@@ -280,13 +280,5 @@ def _delete_dirs(paths: Sequence[Path | None]) -> None:
 
 
 def check_backend(settings: Settings, spec: JobSpec) -> None:
-    """Bad input before anything is stored: an unknown backend or a bad backend option."""
-    kind = settings.backend_kind(spec.backend)
-    if kind not in backends.available():
-        raise InvalidSpec(
-            f"backend: unknown backend {spec.backend!r} "
-            f"(available: {', '.join(sorted({*backends.available(), *settings.backends}))})"
-        )
-    check = getattr(backends.load(kind), "check_job_options", None)
-    if check is not None:
-        check(spec.backend_options)
+    """Bad input before anything is stored (see ``corral.backends.check_spec``)."""
+    backends.check_spec(settings, spec)

@@ -79,11 +79,11 @@ def test_kill_terminates_the_whole_process_group(
     (record,) = session.wait(job, timeout=20)
     assert record.state == S.KILLED
     assert record.attempt_dir is not None
-    exit_file = record.attempt_dir / "exit"
+    exit_file = record.attempt_dir / "run-exit.0"
     deadline = time.monotonic() + 3  # well under the 60 s the job would take on its own
     while not exit_file.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert exit_file.read_text().split() == ["143", "TERM"]  # the wrapper saw TERM, job ended
+    assert exit_file.read_text().split() == ["143", "1"]  # the wrapper saw TERM, job ended
     deadline = time.monotonic() + 5
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -13,22 +13,20 @@ import pytest
 
 from corral import JobState, Session, load_settings
 from corral import backends as backend_registry
-from corral.backends.base import BackendConfig, Report
+from corral.backends.base import BackendConfig, BlockingBackend, Report, Submitted
 from corral.errors import InvalidSpec, TransientBackendError
 from corral.records import Attempt, Observation
 
 
-class ToyBlockingBackend:
+class ToyBlockingBackend(BlockingBackend):
     """A blocking backend: jobs "run" for one status call, then complete. Records its calls."""
 
-    blocking: ClassVar[bool] = True
-    OPTIONS: ClassVar[frozenset[str]] = frozenset()
     instances: ClassVar[list[ToyBlockingBackend]] = []
     fail_status: ClassVar[int] = 0
     partial_submit: ClassVar[bool] = False
 
     def __init__(self, config: BackendConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.status_calls: list[int] = []
         self.threads: set[str] = set()
         self.seen: set[str] = set()
@@ -44,7 +42,7 @@ class ToyBlockingBackend:
     def stop(self) -> None:
         self._note()
 
-    def submit(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
+    def submit(self, attempts: Sequence[Attempt]) -> Submitted:
         self._note()
         accepted = {a.uuid: f"toy-{a.uuid}" for a in attempts}
         if ToyBlockingBackend.partial_submit:  # the second half of the batch hits a timeout
@@ -53,7 +51,7 @@ class ToyBlockingBackend:
             self.submitted += list(accepted)
             raise TransientBackendError("sbatch timed out", accepted=accepted)
         self.submitted += list(accepted)
-        return accepted
+        return Submitted(accepted)
 
     def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
         self._note()
@@ -91,8 +89,9 @@ def toy(home: Path, monkeypatch: pytest.MonkeyPatch) -> type[ToyBlockingBackend]
         return ToyBlockingBackend if kind == "toy" else real_load(kind)
 
     monkeypatch.setattr(backend_registry, "load", load)
-    real_available = backend_registry.available
+    real_available, real_known = backend_registry.available, backend_registry.known
     monkeypatch.setattr(backend_registry, "available", lambda: [*real_available(), "toy"])
+    monkeypatch.setattr(backend_registry, "known", lambda kind: kind == "toy" or real_known(kind))
     (home / "config.toml").write_text(
         "autostart = false\n[backends.toy]\nmin_interval = 0.05\nmax_interval = 0.2\n"
     )
@@ -115,7 +114,7 @@ def test_blocking_backend_runs_in_the_thread_pool_with_bulk_status(
         (master,) = session.wait(job, timeout=30)
     assert master.state == JobState.COMPLETED
     (backend,) = toy.instances
-    assert backend.threads and all(t.startswith("corral-backend") for t in backend.threads)
+    assert backend.threads and all(t.startswith("corral-toy") for t in backend.threads)
     # one call per cycle for all jobs, never one per job
     assert max(backend.status_calls) == 50
     assert len(backend.status_calls) < 10
@@ -148,7 +147,7 @@ def test_unknown_backend_is_refused_before_anything_is_stored(session: Session) 
 
 
 def test_bad_slurm_option_is_refused_before_anything_is_stored(session: Session) -> None:
-    with pytest.raises(InvalidSpec, match="unknown slurm backend option 'partitoin'"):
+    with pytest.raises(InvalidSpec, match="backend_options.partitoin: unknown option"):
         session.submit(
             {"command": ["true"], "backend": "slurm", "backend_options": {"partitoin": "x"}}
         )

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from corral import sandbox
-from corral.backends.base import Backend
+from corral.backends.base import AsyncBackend
 from corral.records import Attempt, JobId, Observation
 from corral.spec import JobSpec
 from corral.states import JobState, decide
@@ -99,7 +99,7 @@ def apply(items: Sequence[Attempt], seen: Mapping[str, Observation]) -> list[Att
 
 
 async def drive(
-    backend: Backend,
+    backend: AsyncBackend,
     items: Sequence[Attempt],
     *,
     until: frozenset[JobState] = DONE,

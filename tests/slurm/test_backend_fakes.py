@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.backends.base import BackendConfig
+from corral.backends.base import BackendConfig, Submitted
 from corral.backends.slurm import SlurmBackend
 from corral.errors import BackendUnavailable, ConfigError, TransientBackendError
 from corral.records import Observation
@@ -101,21 +101,20 @@ def test_one_squeue_for_all_and_the_fast_path_needs_none(fakes: Fakes, tmp_path:
         with_state(a, JobState.RUNNING, n) for a, n in zip(sweep(tmp_path, 4), ids, strict=True)
     ]
     fakes.set("squeue", out="7_0|RUNNING|x|None\n7_1|PENDING|x|BeginTime\n9|RUNNING|x|None\n")
-    (jobs[3].attempt_dir / "slurm-start.0").write_text("1 8 n\n")
-    (jobs[3].attempt_dir / "slurm-exit.0").write_text("0 0 2\n")
+    (jobs[3].attempt_dir / "run-start.0").write_text("1 8 n\n")
+    (jobs[3].attempt_dir / "run-exit.0").write_text("0 0 2\n")
     seen = asyncio.run(backend(tmp_path).status(jobs))
     (call,) = fakes.calls("squeue")
     assert call.endswith("--jobs 7,9")  # one id per Slurm job; the cleanly ended one not at all
-    # running and unchanged: nothing new; requeued (pending after running): news; done: fast path
-    assert set(seen) == {jobs[1].uuid, jobs[3].uuid}
-    assert seen[jobs[1].uuid].requeue
+    # every job is answered for (the poll loop leaves out what did not change): requeued
+    # (pending after running), still running, done through the fast path
+    assert set(seen) == {j.uuid for j in jobs}
+    assert seen[jobs[1].uuid].requeue and seen[jobs[1].uuid].state == JobState.SUBMITTED
+    assert seen[jobs[0].uuid].state == seen[jobs[2].uuid].state == JobState.RUNNING
     assert seen[jobs[3].uuid].state == JobState.COMPLETING
-    again = backend(tmp_path)
-    assert set(asyncio.run(again.status(jobs))) == {jobs[1].uuid, jobs[3].uuid}
-    assert asyncio.run(again.status(jobs)) == {}  # nothing new since the last answer
     for job in jobs[:3]:
-        (job.attempt_dir / "slurm-start.0").write_text("1 x n\n")
-        (job.attempt_dir / "slurm-exit.0").write_text("3 0 2\n")
+        (job.attempt_dir / "run-start.0").write_text("1 x n\n")
+        (job.attempt_dir / "run-exit.0").write_text("3 0 2\n")
     calls = len(fakes.calls("squeue"))
     asyncio.run(backend(tmp_path).status(jobs))
     assert len(fakes.calls("squeue")) == calls  # every job had a clean exit file: no squeue
@@ -130,19 +129,19 @@ def test_an_array_cancelled_before_any_task_started_is_one_row(
     assert [seen[j.uuid].state for j in jobs] == [JobState.KILLED] * 3
 
 
-def test_a_refused_sbatch_reports_each_attempt_failed(fakes: Fakes, tmp_path: Path) -> None:
+def test_a_refused_sbatch_refuses_each_attempt(fakes: Fakes, tmp_path: Path) -> None:
     fakes.set("sbatch", err=fixture("sbatch.bad-partition.err"), rc=1)
     reports: list[Observation] = []
     slurm = backend(tmp_path, partition="nope")
 
-    async def go() -> object:
+    async def go() -> Submitted:
         await slurm.start(reports.append)
         return await slurm.submit(sweep(tmp_path, 3))
 
-    assert asyncio.run(go()) == {}
+    result = asyncio.run(go())
+    assert not result.accepted and len(result.refused) == 3 and not reports
     assert len(fakes.calls("sbatch")) == 1
-    assert [r.state for r in reports] == [JobState.FAILED] * 3
-    assert "Invalid partition name specified" in reports[0].reason
+    assert all("Invalid partition name specified" in why for why in result.refused.values())
 
 
 def test_a_retried_submit_finds_what_went_through(fakes: Fakes, tmp_path: Path) -> None:
@@ -154,7 +153,7 @@ def test_a_retried_submit_finds_what_went_through(fakes: Fakes, tmp_path: Path) 
     label = points[0].label
     fakes.set("squeue", out="".join(f"31_{i}|PENDING|{label}|Priority\n" for i in range(3)))
     fakes.set("sbatch", out="99\n")
-    ids = asyncio.run(slurm.submit(points))
+    ids = asyncio.run(slurm.submit(points)).accepted
     assert ids == {a.uuid: f"31_{i}" for i, a in enumerate(points)}
     assert len(fakes.calls("sbatch")) == 1  # only the call that timed out
     assert any(f"--name {label}" in c or f"--name={label}" in c for c in fakes.calls("squeue"))
@@ -190,7 +189,7 @@ def test_gone_jobs_without_accounting_use_exit_files_then_unknown(
 ) -> None:
     fakes.set("squeue", err=fixture("squeue.unknown-one.err"), rc=1)
     done, lost = (attempt(tmp_path, state=JobState.RUNNING, native_id=n) for n in ("8", "9"))
-    (done.attempt_dir / "slurm-exit.0").write_text("143 1 5\n")  # stopped by Slurm
+    (done.attempt_dir / "run-exit.0").write_text("143 1 5\n")  # stopped by Slurm
     seen = asyncio.run(backend(tmp_path, lost_after=3600).status([done, lost]))
     assert seen[done.uuid].state == JobState.FAILED
     assert seen[lost.uuid].state == JobState.UNKNOWN

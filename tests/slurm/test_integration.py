@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import pytest
 
 from corral.backends.base import BackendConfig
+from corral.backends.runfiles import read_run_files
 from corral.backends.slurm import SlurmBackend, parse
-from corral.backends.slurm.runfiles import read_run_files
 from corral.records import Attempt, Observation
 from corral.spec import JobSpec, Resources
 from corral.states import JobState
@@ -204,7 +204,7 @@ def test_a_requeued_job_goes_back_to_submitted_and_reruns(harness: Harness) -> N
     assert log[job.uuid][-1].exit_code == 0, log[job.uuid]
     files = read_run_files(job.attempt_dir)
     assert files.run == 1 and files.exit is not None and files.exit.clean
-    assert (job.attempt_dir / "slurm-start.0").exists()
+    assert (job.attempt_dir / "run-start.0").exists()
     assert (job.attempt_dir / "stdout").read_text() == "run=1\n"
 
 
@@ -276,7 +276,7 @@ def test_jobs_gone_from_squeue_are_resolved_by_sacct_or_exit_files(
         (c,) = await drive(slurm, [c], until=frozenset({JobState.RUNNING}))
         await asyncio.to_thread(subprocess.run, ["scancel", a.native_id or "", c.native_id or ""])
         await asyncio.to_thread(wait_gone, [j.native_id or "" for j in (a, b, c)])
-        (b.attempt_dir / "slurm-exit.0").unlink()  # only the scheduler can tell now
+        (b.attempt_dir / "run-exit.0").unlink()  # only the scheduler can tell now
         after = await harness.started(lost_after=0)
         seen = await after.status([a, b, c])
         assert after.calls["squeue"] == 1

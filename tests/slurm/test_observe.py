@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from corral.backends.runfiles import ExitRecord, RunFiles
 from corral.backends.slurm import observe, parse
-from corral.backends.slurm.runfiles import ExitRecord, RunFiles
 from corral.records import Attempt
 from corral.states import JobState
 from tests.slurm.helpers import attempt, fixture

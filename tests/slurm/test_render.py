@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from corral.backends.runfiles import read_run_files
 from corral.backends.slurm import render
-from corral.backends.slurm.runfiles import read_run_files
 from corral.spec import JobSpec, Resources
 from tests.slurm.helpers import attempt, sweep
 

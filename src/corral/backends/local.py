@@ -18,12 +18,19 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import Field
 
 from corral import faults
-from corral.backends.base import BackendConfig, Report
+from corral.backends.base import AsyncBackend, BackendConfig, BackendOptions, Report, Submitted
+from corral.backends.runfiles import EXIT, START, parse_exit, parse_start
+from corral.errors import InvalidSpec
 from corral.records import Attempt, Observation
 from corral.states import JobState
+
+if TYPE_CHECKING:
+    from corral.spec import JobSpec
 
 WRAPPER = Path(__file__).with_name("local_wrapper.sh")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -56,46 +63,44 @@ class _Running:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def _read_exit(attempt_dir: Path) -> Observation | None:
+RUN_START = f"{START}.0"  # the local wrapper runs an attempt once: run 0 only
+RUN_EXIT = f"{EXIT}.0"
+
+
+def _read_exit(attempt: Attempt) -> Observation | None:
     try:
-        fields = (attempt_dir / "exit").read_text().split()
-        code, killed = int(fields[0]), len(fields) > 1
-    except (FileNotFoundError, IndexError, ValueError):
-        return None  # not written yet, or being written right now
-    return _observation_from_exit(attempt_dir, code, killed)
+        record = parse_exit((attempt.attempt_dir / RUN_EXIT).read_text())
+    except FileNotFoundError:
+        return None
+    if record is None:
+        return None  # being written right now
+    walltime = record.code == 124 and bool(attempt.spec.resources.walltime)  # timeout(1)'s code
+    return Observation.ended(attempt.uuid, record.code, killed=record.terminated, walltime=walltime)
 
 
-def _observation_from_exit(attempt_dir: Path, code: int, killed: bool) -> Observation:
-    uuid = attempt_dir.name  # replaced by the caller
-    if killed:
-        return Observation(uuid, JobState.KILLED, "killed", exit_code=code)
-    if code == 124:
-        return Observation(uuid, JobState.FAILED, "walltime exceeded", exit_code=code)
-    if code > 128:
-        return Observation(
-            uuid,
-            JobState.COMPLETING,
-            f"killed by signal {code - 128}",
-            exit_code=code,
-            signal=code - 128,
-        )
-    return Observation(uuid, JobState.COMPLETING, f"exit code {code}", exit_code=code)
+class LocalOptions(BackendOptions):
+    max_cpus: int | None = Field(None, ge=1, le=100_000, description="Cpus jobs may use at once.")
+    kill_grace: float = Field(5.0, ge=0, le=3600, description="Seconds from SIGTERM to SIGKILL.")
 
 
-def _with_uuid(obs: Observation, uuid: str) -> Observation:
-    return Observation(uuid, obs.state, obs.reason, obs.exit_code, obs.signal, obs.native_id)
-
-
-class LocalBackend:
+class LocalBackend(AsyncBackend):
     """Runs jobs on this machine; see the module docstring."""
 
-    blocking: ClassVar[bool] = False
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"max_cpus", "kill_grace"})
+    Options: ClassVar[type[BackendOptions]] = LocalOptions
+    options: LocalOptions
+
+    @classmethod
+    def check_job(cls, spec: JobSpec, options: BackendOptions) -> None:
+        super().check_job(spec, options)
+        assert isinstance(options, LocalOptions)
+        why = _too_big(spec, _cap(options))
+        if why:
+            raise InvalidSpec(f"resources.cpus: {why}")
 
     def __init__(self, config: BackendConfig) -> None:
-        self.config = config
-        self.cap = int(config.options.get("max_cpus") or os.cpu_count() or 1)
-        self.kill_grace = float(config.options.get("kill_grace", 5.0))
+        super().__init__(config)
+        self.cap = _cap(self.options)
+        self.kill_grace = self.options.kill_grace
         self._report: Report = lambda obs: None
         self._queue: deque[Attempt] = deque()
         self._running: dict[str, _Running] = {}
@@ -124,9 +129,8 @@ class LocalBackend:
             if self._ended:
                 ended, self._ended = self._ended, []
                 self._used -= sum(self._cpus(job.attempt) for job in ended)
-                results = await asyncio.to_thread(_reap, ended)
-                for uuid, obs in results:
-                    self._report(_with_uuid(obs, uuid))
+                for obs in await asyncio.to_thread(_reap, ended):
+                    self._report(obs)
             await self._launch_what_fits()
 
     async def _launch_what_fits(self) -> None:
@@ -171,10 +175,12 @@ class LocalBackend:
         self._ended.append(job)
         self._wake.set()
 
-    async def submit(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
-        self._queue.extend(attempts)
+    async def submit(self, attempts: Sequence[Attempt]) -> Submitted:
+        refused = {a.uuid: why for a in attempts if (why := _too_big(a.spec, self.cap))}
+        fits = [a for a in attempts if a.uuid not in refused]
+        self._queue.extend(fits)
         self._wake.set()
-        return {a.uuid: "" for a in attempts}
+        return Submitted({a.uuid: "" for a in fits}, refused)
 
     async def reconcile(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
         """A crash left these in ``submitting``: those whose wrapper started are found by its
@@ -260,17 +266,17 @@ def _spawn(attempt: Attempt, devnull: int) -> tuple[Attempt, int | None, str | N
     return attempt, pid, None
 
 
-def _reap(ended: Sequence[_Running]) -> list[tuple[str, Observation]]:
+def _reap(ended: Sequence[_Running]) -> list[Observation]:
     results = []
     for job in ended:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(job.pid, 0)  # ours if we launched it; re-attached ones are not our children
-        obs = _read_exit(job.attempt.attempt_dir)
+        obs = _read_exit(job.attempt)
         if obs is None:
             obs = Observation(
                 job.attempt.uuid, JobState.FAILED, "wrapper ended without an exit code"
             )
-        results.append((job.attempt.uuid, obs))
+        results.append(obs)
     return results
 
 
@@ -283,12 +289,12 @@ def _inspect_all(
 def _inspect(attempt: Attempt) -> tuple[int | None, Observation | None]:
     """After a restart: (pid to watch, None) or (None, final observation) or (None, None)."""
     directory = attempt.attempt_dir
-    obs = _read_exit(directory)
+    obs = _read_exit(attempt)
     if obs is not None:
-        return None, _with_uuid(obs, attempt.uuid)
+        return None, obs
     try:
-        pid_file = directory / "pid"
-        pid = int(pid_file.read_text())
+        pid_file = directory / RUN_START
+        pid = int(parse_start(pid_file.read_text())[1] or "")
         written = pid_file.stat().st_mtime
     except (FileNotFoundError, ValueError):
         if (directory / ".corral-run").exists():
@@ -300,9 +306,9 @@ def _inspect(attempt: Attempt) -> tuple[int | None, Observation | None]:
     started = _started_at(pid)
     if started is not None and abs(started - written) < 5:
         return pid, None
-    obs = _read_exit(directory)  # it may have ended between the two reads
+    obs = _read_exit(attempt)  # it may have ended between the two reads
     if obs is not None:
-        return None, _with_uuid(obs, attempt.uuid)
+        return None, obs
     return None, Observation(attempt.uuid, JobState.FAILED, "wrapper vanished without an exit code")
 
 
@@ -310,3 +316,14 @@ def _kill_group(attempt_dir: Path) -> None:
     with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
         pgid = int((attempt_dir / "jobpgid").read_text())
         os.killpg(pgid, signal.SIGKILL)
+
+
+def _cap(options: LocalOptions) -> int:
+    return options.max_cpus or os.cpu_count() or 1
+
+
+def _too_big(spec: JobSpec, cap: int) -> str:
+    cpus = spec.resources.cpus
+    if cpus <= cap:
+        return ""
+    return f"the job asks for {cpus} cpus; the local backend runs at most {cap} (max_cpus)"

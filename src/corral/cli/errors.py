@@ -3,7 +3,8 @@
 0   ok
 1   a job failed or was killed
 2   usage or bad input: InvalidInput (InvalidSpec, ConfigError), NotFound, StateConflict
-3   backend or monitor unavailable: BackendError, MonitorBusy, LeaseLost, RegistryError
+3   backend or monitor unavailable: BackendError, MonitorBusy, MonitorUnavailable, LeaseLost,
+    RegistryError (StorageFull: a full disk)
 4   ``wait --timeout`` expired
 70  internal error: anything that is not a CorralError is a bug, never disguised as bad input
 130 interrupted (Ctrl-C)
@@ -17,6 +18,7 @@ from corral.errors import (
     InvalidInput,
     LeaseLost,
     MonitorBusy,
+    MonitorUnavailable,
     NotFound,
     RegistryError,
     StateConflict,
@@ -75,7 +77,8 @@ def exit_code(exc: BaseException) -> int:
         return TIMEOUT
     if isinstance(exc, InvalidInput | NotFound | StateConflict | UsageError):
         return USAGE
-    if isinstance(exc, BackendError | MonitorBusy | LeaseLost | RegistryError | Unavailable):
+    unavailable = BackendError | MonitorBusy | MonitorUnavailable | LeaseLost | RegistryError
+    if isinstance(exc, unavailable | Unavailable):
         return UNAVAILABLE
     if isinstance(exc, CorralError):
         return USAGE

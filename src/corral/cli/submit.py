@@ -150,7 +150,9 @@ def submit(
     }
     spec = build_spec(job_file, cli.tail, flags)
     settings = cli.settings()
-    check_backend(settings, spec.backend)
+    from corral import backends
+
+    backends.check_spec(settings, spec)  # exit 2 for a bad setting or option, 3 if it cannot load
     _hint_relative(spec)
     if dry_run:
         _dry_run(settings, spec, as_json)
@@ -328,18 +330,6 @@ def parse_split(path: Path) -> list[list[str]]:
 
 
 # ---------------------------------------------------------------- checks and output
-def check_backend(settings: Settings, name: str) -> None:
-    """An unknown backend is bad input (2); one that exists but cannot load is unavailable (3)."""
-    from corral import backends
-
-    kind = settings.backend_kind(name)
-    if kind not in backends.available():
-        configured = [n for n in settings.backends if n not in backends.available()]
-        known = ", ".join(sorted({*backends.available(), *configured}))
-        raise InvalidInput(f"unknown backend {name!r} (available: {known})")
-    backends.load(kind)
-
-
 def _hint_relative(spec: JobSpec) -> None:
     if spec.working_dir is not None or spec.command is None:
         return

@@ -2,9 +2,17 @@
 
 Inside it: an intake loop (new jobs and kill requests from any process, noticed through
 ``PRAGMA data_version``), one ``BackendLoop`` per backend instance, a flusher that applies all
-observations of a short window in one fenced transaction, and a bounded pool of finalisers that
-collect outputs off the poll path. Only one monitor per registry: it holds the ``flock`` and the
-lease epoch that fences its writes.
+observations of a short window in one fenced transaction, a bounded pool of finalisers that
+collect outputs off the poll path, and a health writer that records each backend's state in the
+registry. Only one monitor per registry: it holds the ``flock`` and the lease epoch that fences
+its writes.
+
+What may fail, and what it does: a backend is contained in its loop (down, retried; see
+``corral.monitor.loop``). A registry step that fails (a full disk, a locked or broken file) backs
+off and is retried, keeping what it had not written. Only ``LeaseLost`` (a newer monitor took
+over) or a bug that escapes those boundaries stops the monitor: it then records ``error``,
+releases its lease and lock (so a watcher can start another) and never cancels the task that
+entered it.
 """
 
 from __future__ import annotations
@@ -14,15 +22,20 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
 
 from corral import __version__, backends, faults, sandbox
-from corral.backends.base import Backend, ThreadedBackend
 from corral.config import Settings
-from corral.errors import BackendUnavailable, CorralError, MonitorBusy
+from corral.errors import (
+    BackendError,
+    BackendUnavailable,
+    CorralError,
+    LeaseLost,
+    MonitorBusy,
+    MonitorUnavailable,
+    StorageFull,
+)
 from corral.lock import holder, try_lock, unlock
 from corral.monitor.loop import BackendLoop, BackendStatus
 from corral.records import Attempt, JobId, Observation, Transition
@@ -33,6 +46,8 @@ log = logging.getLogger("corral.monitor")
 TransitionCallback = Callable[[Sequence[Transition]], None]
 INTAKE_POLL = 0.2  # how soon a submit or kill from another process is noticed
 HEARTBEAT = 10.0
+HEALTH_EVERY = 5.0  # backend health is written at least this often (and at once on a change)
+RETRY_FINALISE = 5.0  # a finalisation that hit a down backend or a full disk is tried again
 
 
 class Monitor:
@@ -54,13 +69,22 @@ class Monitor:
         self._pending: list[Observation] = []
         self._flush_needed = asyncio.Event()
         self._intake_kick = asyncio.Event()
+        self._health_kick = asyncio.Event()
+        self._intake_version = -1
         self._finalise: asyncio.Queue[Attempt] = asyncio.Queue()
+        self._finalise_later: list[Attempt] = []
         self._exits: dict[str, Observation] = {}
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="corral-backend")
         self._tg: asyncio.TaskGroup | None = None
         self._runner: asyncio.Task[None] | None = None
         self._inner: asyncio.TaskGroup | None = None
         self.idle_since: float | None = None
+        self.error: BaseException | None = None
+        """Why the monitor stopped by itself (None while it runs or after a clean exit)."""
+        self.step_errors = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.error is None and self._runner is not None and not self._runner.done()
 
     # ----------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Monitor:
@@ -81,9 +105,12 @@ class Monitor:
             self._runner = self._tg.create_task(self._serve(ready))
             await ready.wait()
         except BaseException:
-            unlock(fd)
-            self._lock_fd = None
+            await self._release()
             raise
+        if self.error is not None:
+            error = self.error
+            await self.__aexit__(None, None, None)
+            raise MonitorUnavailable(f"the monitor could not start: {_first(error)}") from error
         return self
 
     async def __aexit__(
@@ -94,29 +121,65 @@ class Monitor:
     ) -> None:
         try:
             if self._runner is not None and not self._runner.done():
-                with contextlib.suppress(CorralError):
+                with contextlib.suppress(Exception):
                     await self._flush()
                 self._runner.cancel()
             if self._tg is not None:
                 await self._tg.__aexit__(None, None, None)
-            with contextlib.suppress(CorralError):
-                await self._reg.call(self._reg.sync.release_lease, self.epoch)
+                self._tg = None
         finally:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            if self._lock_fd is not None:
-                unlock(self._lock_fd)
-                self._lock_fd = None
+            await self._release()
+
+    async def _release(self) -> None:
+        """Give up the lease and the lock (once; also when the monitor dies by itself)."""
+        if self._lock_fd is None:
+            return
+        with contextlib.suppress(Exception):
+            await self._reg.call(self._reg.sync.release_lease, self.epoch)
+        unlock(self._lock_fd)
+        self._lock_fd = None
 
     async def _serve(self, ready: asyncio.Event) -> None:
-        async with asyncio.TaskGroup() as tg:
-            self._inner = tg
-            await self._startup()
-            tg.create_task(self._flusher())
-            tg.create_task(self._intake())
-            tg.create_task(self._heartbeat())
-            for _ in range(self.settings.finalisers):
-                tg.create_task(self._finaliser())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._inner = tg
+                await self._startup()
+                tg.create_task(self._forever("flush", self._flush_step))
+                tg.create_task(self._forever("intake", self._intake_step))
+                tg.create_task(self._forever("heartbeat", self._heartbeat_step))
+                tg.create_task(self._forever("health", self._health_step))
+                for _ in range(self.settings.finalisers):
+                    tg.create_task(self._finaliser())
+                ready.set()
+        except Exception as exc:  # the monitor stops, but never takes its caller's task with it
+            self.error = exc
+            log.error("the monitor stopped: %s", _first(exc), exc_info=exc)
+            await self._release()
+        finally:
             ready.set()
+
+    async def _forever(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` again and again. A failing step (a full disk, a locked registry) backs
+        off and is retried; only a lost lease ends the monitor."""
+        failures = 0
+        while True:
+            try:
+                await step()
+                failures = 0
+            except LeaseLost:
+                raise
+            except Exception as exc:  # the one boundary where a monitor task must survive
+                failures += 1
+                self.step_errors += 1
+                delay = min(0.25 * 2 ** min(failures, 7), 30.0)
+                log.warning(
+                    "monitor %s: %s (retrying in %.1f s)",
+                    name,
+                    exc,
+                    delay,
+                    exc_info=not isinstance(exc, CorralError),
+                )
+                await asyncio.sleep(delay)
 
     async def _startup(self) -> None:
         """Re-attach everything a previous monitor left active."""
@@ -155,68 +218,72 @@ class Monitor:
         name = attempt.spec.backend
         loop = self._loops.get(name)
         if loop is None:
-            try:
-                backend = self._make_backend(name)
-            except BackendUnavailable as exc:
-                self.report(Observation(attempt.uuid, JobState.FAILED, str(exc)))
+            kind = self.settings.backend_kind(name)
+            if not backends.known(kind):
+                reason = f"backend {name!r} is not configured (no backend type {kind!r})"
+                self.report(Observation(attempt.uuid, JobState.FAILED, reason))
                 return None
-            loop = BackendLoop(name, backend, self.report)
+            section = self.settings.backends.get(name)
+            config = self.settings.backend_config(name)
+            loop = BackendLoop(
+                name,
+                lambda: backends.build(config),
+                self.report,
+                kind=kind,
+                min_interval=section.min_interval if section else config.min_interval,
+                max_interval=section.max_interval if section else config.max_interval,
+                on_health=self._health_kick.set,
+            )
             self._loops[name] = loop
             assert self._inner is not None
             self._inner.create_task(loop.run())
         self._owner[attempt.id] = loop
         return loop
 
-    def _make_backend(self, name: str) -> Backend:
-        cls = backends.load(self.settings.backend_kind(name))
-        instance: Any = cls(self.settings.backend_config(name))
-        if getattr(cls, "blocking", False):
-            return ThreadedBackend(instance, self._executor)
-        backend: Backend = instance
-        return backend
-
-    # ----------------------------------------------------------------- tasks
-    async def _intake(self) -> None:
+    # ----------------------------------------------------------------- steps
+    async def _intake_step(self) -> None:
         sync = self._reg.sync
-        version = -1
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(INTAKE_POLL):
-                    await self._intake_kick.wait()
-            kicked = self._intake_kick.is_set()
-            self._intake_kick.clear()
-            self.idle_since = None if self._owner else (self.idle_since or time.monotonic())
-            now_version = await self._reg.call(sync.data_version)
-            if not kicked and now_version == version:
-                continue
-            version = now_version
-            claimed = await self._reg.call(sync.claim_new, self.epoch)
-            if claimed:
-                faults.point("after_claim")  # 'submitting' is stored, nothing launched yet
-            by_loop: dict[str, list[Attempt]] = {}
-            for attempt in claimed:
-                loop = self._loop_for(attempt)
-                if loop is not None:
-                    by_loop.setdefault(loop.name, []).append(attempt)
-            for name, batch in by_loop.items():
-                self._loops[name].submit(batch)
-            for attempt in await self._reg.call(sync.kill_requests):
-                loop = self._owner.get(attempt.id) or self._loop_for(attempt)
-                if loop is not None:
-                    loop.cancel([attempt])
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(INTAKE_POLL):
+                await self._intake_kick.wait()
+        kicked = self._intake_kick.is_set()
+        self._intake_kick.clear()
+        self.idle_since = None if self._owner else (self.idle_since or time.monotonic())
+        now_version = await self._reg.call(sync.data_version)
+        if not kicked and now_version == self._intake_version:
+            return
+        claimed = await self._reg.call(sync.claim_new, self.epoch)
+        if claimed:
+            faults.point("after_claim")  # 'submitting' is stored, nothing launched yet
+        by_loop: dict[str, list[Attempt]] = {}
+        for attempt in claimed:
+            loop = self._loop_for(attempt)
+            if loop is not None:
+                by_loop.setdefault(loop.name, []).append(attempt)
+        for name, batch in by_loop.items():
+            self._loops[name].submit(batch)
+        for attempt in await self._reg.call(sync.kill_requests):
+            loop = self._owner.get(attempt.id) or self._loop_for(attempt)
+            if loop is not None:
+                loop.cancel([attempt])
+        self._intake_version = now_version  # only now: a failed step looks again
 
-    async def _flusher(self) -> None:
-        while True:
-            await self._flush_needed.wait()
-            await asyncio.sleep(self.settings.flush_window)  # coalesce a burst into one transaction
-            await self._flush()
+    async def _flush_step(self) -> None:
+        await self._flush_needed.wait()
+        await asyncio.sleep(self.settings.flush_window)  # coalesce a burst into one transaction
+        await self._flush()
 
     async def _flush(self) -> None:
         self._flush_needed.clear()
         if not self._pending:
             return
         updates, self._pending = self._pending, []
-        applied = await self._reg.call(self._reg.sync.apply, self.epoch, updates)
+        try:
+            applied = await self._reg.call(self._reg.sync.apply, self.epoch, updates)
+        except BaseException:
+            self._pending = updates + self._pending  # nothing was written: keep it for the retry
+            self._flush_needed.set()
+            raise
         self._dispatch(applied)
 
     def _dispatch(self, applied: Sequence[Transition]) -> None:
@@ -241,26 +308,53 @@ class Monitor:
             except Exception:
                 log.exception("a transition callback failed")
 
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT)
-            await self._reg.call(self._reg.sync.heartbeat, self.epoch)
+    async def _heartbeat_step(self) -> None:
+        await asyncio.sleep(HEARTBEAT)
+        await self._reg.call(self._reg.sync.heartbeat, self.epoch)
 
+    async def _health_step(self) -> None:
+        """Each backend's health to the registry: at once on a change, else every few
+        seconds; also gives finalisations that waited for a backend or for space a new try."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HEALTH_EVERY):
+                await self._health_kick.wait()
+        self._health_kick.clear()
+        later, self._finalise_later = self._finalise_later, []
+        for attempt in later:
+            self._finalise.put_nowait(attempt)
+        if self._loops:
+            records = [loop.status.record() for loop in self._loops.values()]
+            await self._reg.call(self._reg.sync.put_backend_health, self.epoch, records)
+
+    # ----------------------------------------------------------------- finalisation
     async def _finaliser(self) -> None:
         while True:
             attempt = await self._finalise.get()
             try:
                 self.report(await self._finalise_one(attempt))
+            except (BackendError, StorageFull) as exc:
+                if isinstance(exc, BackendError) and not _retryable(exc):
+                    self.report(Observation(attempt.uuid, JobState.FAILED, f"fetch failed: {exc}"))
+                    continue
+                log.info("finalising %s waits: %s", attempt.id, exc)
+                self._finalise_later.append(attempt)  # no verdict on the job: try again later
+            except OSError as exc:
+                if exc.errno not in sandbox.NO_SPACE:
+                    self._failed_finalising(attempt, exc)
+                    continue
+                log.info("finalising %s waits for space: %s", attempt.id, exc)
+                self._finalise_later.append(attempt)
             except Exception as exc:  # one bad job must not stop finalisation of the others
-                log.exception("finalising %s failed", attempt.id)
-                self.report(
-                    Observation(attempt.uuid, JobState.FAILED, f"finalisation failed: {exc}")
-                )
+                self._failed_finalising(attempt, exc)
+
+    def _failed_finalising(self, attempt: Attempt, exc: BaseException) -> None:
+        log.exception("finalising %s failed", attempt.id, exc_info=exc)
+        self.report(Observation(attempt.uuid, JobState.FAILED, f"finalisation failed: {exc}"))
 
     async def _finalise_one(self, attempt: Attempt) -> Observation:
         loop = self._owner.get(attempt.id)
         if loop is not None:
-            await loop.backend.fetch_outputs(attempt)
+            await loop.fetch_outputs(attempt)
         output_dir = attempt.attempt_dir.parent / "output"
         missing = await asyncio.to_thread(
             sandbox.collect_outputs, attempt.spec, attempt.attempt_dir, output_dir
@@ -280,3 +374,13 @@ class Monitor:
                 attempt.uuid, JobState.FAILED, "missing declared output: " + ", ".join(missing)
             )
         return Observation(attempt.uuid, JobState.COMPLETED, "exit code 0")
+
+
+def _retryable(exc: BackendError) -> bool:
+    return exc.transient or isinstance(exc, BackendUnavailable)
+
+
+def _first(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

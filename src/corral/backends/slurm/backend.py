@@ -17,13 +17,19 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from corral import faults
-from corral.backends.base import BackendConfig, Report
-from corral.backends.slurm import observe, parse, render
-from corral.backends.slurm.commands import Runner
-from corral.backends.slurm.runfiles import (
+from corral.backends.base import (
+    AsyncBackend,
+    BackendConfig,
+    BackendOptions,
+    JobOptions,
+    Report,
+    Submitted,
+)
+from corral.backends.commands import Runner
+from corral.backends.runfiles import (
     TICKET,
     RunFiles,
     Ticket,
@@ -31,7 +37,9 @@ from corral.backends.slurm.runfiles import (
     read_ticket,
     render_ticket,
 )
-from corral.errors import BackendUnavailable, ConfigError, InvalidSpec, TransientBackendError
+from corral.backends.slurm import observe, parse, render
+from corral.backends.slurm.options import SlurmJobOptions, SlurmOptions
+from corral.errors import BackendUnavailable, TransientBackendError
 from corral.records import Attempt, Observation
 from corral.sandbox import SUBMITTED
 from corral.states import JobState
@@ -46,40 +54,31 @@ _SQUEUE = ("squeue", "--noheader", "--states=all", "--array", f"--format={parse.
 _SACCT = ("sacct", "--noheader", "--parsable2", "--allocations", f"--format={parse.SACCT_FIELDS}")
 
 
-class SlurmBackend:
+class SlurmBackend(AsyncBackend):
     """Drives the Slurm command-line tools; see the module docstring for what each verb costs."""
 
-    blocking: ClassVar[bool] = False
-    OPTIONS: ClassVar[frozenset[str]] = render.BACKEND_OPTIONS
-
-    @staticmethod
-    def check_job_options(options: Mapping[str, Any]) -> None:
-        """A job's ``backend_options``, checked when it is submitted, before it is stored."""
-        try:
-            render.check_options(options)
-        except render.OptionError as exc:
-            raise InvalidSpec(f"backend_options: {exc}") from exc
+    Options: ClassVar[type[BackendOptions]] = SlurmOptions
+    JobOptions: ClassVar[type[JobOptions]] = SlurmJobOptions
+    options: SlurmOptions
 
     def __init__(self, config: BackendConfig) -> None:
-        try:
-            render.check_options(config.options, render.BACKEND_OPTIONS)
-            timeout = _seconds(config.options, "command_timeout", 60.0)
-            self.lost_after = _seconds(config.options, "lost_after", 300.0)
-        except render.OptionError as exc:
-            raise ConfigError(f"backend {config.name!r}: {exc}") from exc
-        self.config = config
-        self.runner = Runner(timeout=timeout)
+        super().__init__(config)
+        self.lost_after = self.options.lost_after
+        self.runner = Runner(
+            timeout=self.options.command_timeout, missing_hint="is the Slurm client installed?"
+        )
+        self._sbatch_defaults = self.options.sbatch()
         self._cluster: parse.ClusterInfo | None = None
         self._report: Report = lambda obs: None
         self._missing_since: dict[str, float] = {}
-        # what this backend last reported per attempt: the attempts it is given may carry an
-        # older state, and an unchanged job is left out of a status answer
-        self._seen: dict[str, JobState] = {}
 
     @property
     def calls(self) -> Counter[str]:
         """How many times each Slurm command ran (for benchmarks and tests)."""
         return self.runner.calls
+
+    def call_counts(self) -> Mapping[str, int]:
+        return dict(self.runner.calls)
 
     async def start(self, report: Report) -> None:
         missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
@@ -105,28 +104,29 @@ class SlurmBackend:
 
     # ---- submit and reconcile
 
-    async def submit(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
+    async def submit(self, attempts: Sequence[Attempt]) -> Submitted:
         """One sbatch per batch. Attempts tried before (a ticket exists: a previous call failed
         or timed out) are first looked for, so that none is submitted twice."""
         info = await self.cluster()
         tried = await asyncio.to_thread(_tickets, attempts)
-        submitted = dict(await self.reconcile([a for a in attempts if a.uuid in tried]))
-        fresh = [a for a in attempts if a.uuid not in submitted]
-        batches, rejected = render.plan(fresh, self.config.options, info.max_array_size)
-        for uuid, reason in rejected.items():
-            self._report(Observation(uuid, JobState.FAILED, f"not submitted: {reason}"))
+        accepted = dict(await self.reconcile([a for a in attempts if a.uuid in tried]))
+        fresh = [a for a in attempts if a.uuid not in accepted]
+        batches, refused = render.plan(fresh, self._sbatch_defaults, info.max_array_size)
+        refused = {uuid: f"not submitted: {why}" for uuid, why in refused.items()}
         for batch in batches:
             try:
-                job_id = await self._sbatch(batch)
+                job_id, why = await self._sbatch(batch)
             except TransientBackendError as exc:
                 # the monitor keeps what went through and retries only the rest
-                raise TransientBackendError(str(exc), accepted=submitted) from exc
+                raise TransientBackendError(str(exc), accepted=accepted, refused=refused) from exc
             if job_id is not None:
-                submitted.update(batch.native_ids(job_id))
-        return submitted
+                accepted.update(batch.native_ids(job_id))
+            else:
+                refused.update({a.uuid: why for a in batch.attempts})
+        return Submitted(accepted, refused)
 
-    async def _sbatch(self, batch: render.Batch) -> str | None:
-        """Submit one batch: its job id, or None after reporting a permanent refusal."""
+    async def _sbatch(self, batch: render.Batch) -> tuple[str | None, str]:
+        """Submit one batch: (its job id, "") or (None, why sbatch refused it for good)."""
         await asyncio.to_thread(_write_batch, batch)
         result = await self.runner.run(render.sbatch_argv(batch), cwd=batch.dir)
         if result.returncode == 0:
@@ -135,13 +135,10 @@ class SlurmBackend:
             except ValueError as exc:
                 raise TransientBackendError(str(exc)) from exc
             faults.point("after_sbatch")  # Slurm has the jobs, the registry does not know yet
-            return job_id
+            return job_id, ""
         if parse.is_transient(result.stderr):
             raise TransientBackendError(result.describe())
-        reason = f"sbatch refused the job: {parse.error_line(result.stderr)}"
-        for attempt in batch.attempts:
-            self._report(Observation(attempt.uuid, JobState.FAILED, reason))
-        return None
+        return None, f"sbatch refused the job: {parse.error_line(result.stderr)}"
 
     async def reconcile(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
         """Find the Slurm jobs of attempts a crash left in ``submitting``: by the native id the
@@ -199,20 +196,7 @@ class SlurmBackend:
         for uuid, obs in observed.items():
             if obs.state != JobState.UNKNOWN:
                 self._missing_since.pop(uuid, None)
-        return self._news(live, observed)
-
-    def _news(
-        self, live: list[Attempt], observed: dict[str, Observation]
-    ) -> dict[str, Observation]:
-        """The observations that say something new; forget attempts no longer asked about."""
-        seen = {a.uuid: self._seen.get(a.uuid, a.state) for a in live}
-        news = {
-            uuid: obs
-            for uuid, obs in observed.items()
-            if obs.state != seen[uuid] or (obs.requeue and seen[uuid] == JobState.RUNNING)
-        }
-        self._seen = {**seen, **{uuid: obs.state for uuid, obs in news.items()}}
-        return news
+        return observed
 
     async def _resolve_gone(
         self, gone: list[Attempt], files: Mapping[str, RunFiles]
@@ -276,13 +260,6 @@ class SlurmBackend:
 
     async def fetch_outputs(self, attempt: Attempt) -> None:
         return None  # the attempt dir is on the filesystem the jobs write to
-
-
-def _seconds(options: Mapping[str, object], key: str, default: float) -> float:
-    value = options.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise render.OptionError(f"option {key!r} must be a number of seconds (got {value!r})")
-    return float(value)
 
 
 def _native(attempt: Attempt) -> str:

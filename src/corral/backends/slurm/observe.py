@@ -8,8 +8,8 @@ Slurm's signals needs the scheduler to say why.
 
 from __future__ import annotations
 
+from corral.backends.runfiles import ExitRecord, RunFiles
 from corral.backends.slurm.parse import AcctRow, QueueRow
-from corral.backends.slurm.runfiles import ExitRecord, RunFiles
 from corral.records import Attempt, Observation
 from corral.states import JobState
 
@@ -51,17 +51,7 @@ def _obs(
 
 def ended(attempt: Attempt, code: int, signal: int | None = None) -> Observation:
     """The job ended with an exit code: the monitor collects outputs and judges the code."""
-    if signal is None and code > 128:
-        signal = code - 128  # sh reports a child killed by signal N as 128 + N
-    reason = f"killed by signal {signal}" if signal else f"exit code {code}"
-    return Observation(
-        attempt.uuid,
-        JobState.COMPLETING,
-        reason,
-        exit_code=code,
-        signal=signal or None,
-        native_id=attempt.native_id,
-    )
+    return Observation.ended(attempt.uuid, code, signal=signal, native_id=attempt.native_id)
 
 
 def fast_path(attempt: Attempt, files: RunFiles) -> Observation | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corral.backends.slurm.runfiles import EXIT, START
+from corral.backends.runfiles import EXIT, START
 from corral.records import Attempt
 from corral.spec import Resources
 

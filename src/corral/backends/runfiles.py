@@ -1,15 +1,19 @@
-"""The files the batch wrapper and the submitter leave in an attempt dir, and how to read them.
+"""The run-files protocol: what a job wrapper and a submitter leave in an attempt dir, and how
+to read it. Every backend whose jobs run under a corral wrapper uses it (local, Slurm, and the
+batch backends after them), so there is one reader to harden.
 
-The wrapper (see ``render.WRAPPER``) writes, per run of the job (``SLURM_RESTART_COUNT``, which
-grows each time Slurm requeues it):
+The wrapper writes, per run of the job (a batch scheduler may requeue it: Slurm's
+``SLURM_RESTART_COUNT``; the local wrapper has only run 0):
 
-- ``slurm-start.<run>``: ``<epoch> <native id> <host>`` when the run starts;
-- ``slurm-exit.<run>``: ``<exit code> <terminated> <epoch>`` when it ends, where ``terminated``
-  is 1 if the wrapper itself got SIGTERM (Slurm cancelling, timing out or requeueing the job).
+- ``run-start.<run>``: ``<epoch> <native id> <host>`` when the run starts (``-`` for a field the
+  wrapper cannot know cheaply: the local wrapper writes ``- <pid> -``, builtins only);
+- ``run-exit.<run>``: ``<exit code> <terminated> [<epoch>]`` when it ends, where ``terminated``
+  is 1 if the wrapper itself got SIGTERM (a kill by corral, or a scheduler cancelling, timing
+  out or requeueing the job).
 
-Before calling sbatch the backend writes ``slurm-ticket``: ``<label> <task index or ->``, which
-finds the job again after a crash. The parsers are pure; ``read_run_files`` does the file I/O
-and is meant to run in a worker thread.
+Before calling the scheduler a batch backend writes ``submit-ticket``: ``<label> <task index or
+->``, which finds the job again after a crash. The parsers are pure; ``read_run_files`` does the
+file I/O and is meant to run in a worker thread.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-START = "slurm-start"
-EXIT = "slurm-exit"
-TICKET = "slurm-ticket"
+START = "run-start"
+EXIT = "run-exit"
+TICKET = "submit-ticket"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +35,8 @@ class ExitRecord:
 
     @property
     def clean(self) -> bool:
-        """Did the job end on its own? A run stopped by Slurm's signals (``terminated``, or a
-        child that died of TERM/KILL before the wrapper saw its own TERM) is left to the
+        """Did the job end on its own? A run stopped by a scheduler's signals (``terminated``, or
+        a child that died of a signal before the wrapper saw its own TERM) is left to the
         scheduler, which knows why (TIMEOUT, CANCELLED, requeue...)."""
         return not self.terminated and self.code <= 128
 

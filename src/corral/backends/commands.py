@@ -1,7 +1,9 @@
-"""Run Slurm's commands as asyncio subprocesses, with a timeout and a count of every call.
+"""Run a scheduler's commands as asyncio subprocesses, with a timeout and a count of every call.
 
-The count (``Runner.calls``) is what the benchmark and the tests read to prove that a monitor
-cycle costs one squeue whatever the number of jobs.
+Shared by every backend that drives command-line tools (Slurm, and the batch backends after it).
+The count (``Runner.calls``) is what the monitor reports per cycle and what the benchmarks and
+tests read to prove that a cycle costs one status command whatever the number of jobs. A missing
+tool is ``BackendUnavailable`` (the backend is down), a slow or failing one is transient.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from corral.errors import BackendUnavailable, TransientBackendError
 
-log = logging.getLogger("corral.backends.slurm")
+log = logging.getLogger("corral.backends.commands")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class Runner:
 
     timeout: float = 60.0
     calls: Counter[str] = field(default_factory=Counter)
+    missing_hint: str = "is it installed and on PATH?"
 
     async def run(self, argv: Sequence[str], cwd: Path | None = None) -> Result:
         """Run ``argv``; a missing tool is ``BackendUnavailable``, a slow one is transient."""
@@ -50,9 +53,7 @@ class Runner:
                 stderr=asyncio.subprocess.PIPE,
             )
         except FileNotFoundError as exc:
-            raise BackendUnavailable(
-                f"{argv[0]} not found: is the Slurm client installed?"
-            ) from exc
+            raise BackendUnavailable(f"{argv[0]} not found: {self.missing_hint}") from exc
         except OSError as exc:
             raise TransientBackendError(f"cannot run {argv[0]}: {exc}") from exc
         try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from corral.backends.slurm import runfiles
-from corral.backends.slurm.runfiles import ExitRecord, RunFiles, Ticket
+from corral.backends import runfiles
+from corral.backends.runfiles import ExitRecord, RunFiles, Ticket
 
 
 def test_parsers() -> None:
@@ -24,11 +24,11 @@ def test_parsers() -> None:
 def test_latest_run() -> None:
     names = [
         "job.sh",
-        "slurm-start.0",
-        "slurm-exit.0",
-        "slurm-start.2",
-        "slurm-start.1",
-        "slurm-start.3.tmp",
+        "run-start.0",
+        "run-exit.0",
+        "run-start.2",
+        "run-start.1",
+        "run-start.3.tmp",
         "stdout",
     ]
     assert runfiles.latest_run(names) == 2
@@ -38,10 +38,10 @@ def test_latest_run() -> None:
 def test_read_run_files_follows_the_latest_run(tmp_path: Path) -> None:
     assert runfiles.read_run_files(tmp_path / "absent") == RunFiles()
     assert runfiles.read_run_files(tmp_path) == RunFiles()
-    (tmp_path / "slurm-start.0").write_text("10 5 n1\n")
-    (tmp_path / "slurm-exit.0").write_text("143 1 11\n")
-    (tmp_path / "slurm-start.1").write_text("20 5 n2\n")  # requeued: the new run is running
+    (tmp_path / "run-start.0").write_text("10 5 n1\n")
+    (tmp_path / "run-exit.0").write_text("143 1 11\n")
+    (tmp_path / "run-start.1").write_text("20 5 n2\n")  # requeued: the new run is running
     assert runfiles.read_run_files(tmp_path) == RunFiles(1, "5", 20.0, None)
-    (tmp_path / "slurm-exit.1").write_text("0 0 21\n")
+    (tmp_path / "run-exit.1").write_text("0 0 21\n")
     assert runfiles.read_run_files(tmp_path).exit == ExitRecord(0, False, 21.0)
     assert runfiles.read_ticket(tmp_path) is None
