@@ -83,7 +83,8 @@ def validation_message(exc: ValidationError, where: str) -> str:
         if error["type"] == "extra_forbidden":
             parts.append(f"{name}: unknown option")
         else:
-            parts.append(f"{name}: {error['msg'].lower()} (got {error['input']!r})")
+            what = error["msg"].removeprefix("Value error, ")  # our own validators' messages
+            parts.append(f"{name}: {what[:1].lower()}{what[1:]} (got {error['input']!r})")
     return "; ".join(parts)
 
 
