@@ -89,6 +89,7 @@ def check_spec(settings: Settings, spec: JobSpec) -> None:
     if not known(kind):
         names = ", ".join(sorted({*available(), *settings.backends}))
         raise InvalidSpec(f"backend: unknown backend {spec.backend!r} (available: {names})")
+    check_settings(settings)  # a broken section is reported now, not when a job first needs it
     cls, options = options_of(settings, spec.backend)
     cls.check_job(spec, options)
 

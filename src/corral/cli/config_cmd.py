@@ -11,6 +11,7 @@ import typer
 from corral.cli.common import Json, console, emit_json, state
 
 if TYPE_CHECKING:
+    from corral.cli import health_view
     from corral.config import Settings
 
 config_app = typer.Typer(
@@ -29,7 +30,10 @@ def path(ctx: typer.Context) -> None:
 
 @config_app.command("show")
 def show(ctx: typer.Context, as_json: Json = False) -> None:
-    """Print every effective setting and where its value came from."""
+    """Print every effective setting and where its value came from; exit 2 if a backend
+    section is invalid (printed first, so its source shows where to fix it)."""
+    from corral import backends
+
     settings = state(ctx).settings()
     rows = effective(settings)
     if as_json:
@@ -40,7 +44,12 @@ def show(ctx: typer.Context, as_json: Json = False) -> None:
                 "settings": {k: {"value": v, "source": src} for k, v, src in rows},
             }
         )
-        return
+    else:
+        _print_settings(settings, rows)
+    backends.check_settings(settings)  # ConfigError: exit 2, one line naming key and value
+
+
+def _print_settings(settings: Settings, rows: list[tuple[str, Any, str]]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -88,34 +97,119 @@ def effective(settings: Settings) -> list[tuple[str, Any, str]]:
     return rows
 
 
-def plugins(as_json: Json = False) -> None:
-    """List the backends corral can load, their options, and why one failed to load."""
+def plugins(ctx: typer.Context, as_json: Json = False) -> None:
+    """List the backends corral can load and their options; check each configured instance's
+    settings and show its last known health (exit 2 if a section is invalid)."""
+    from corral import backends
+    from corral.cli import health_view
+    from corral.errors import ConfigError
+
+    settings = state(ctx).settings()
+    kinds = [_kind(kind) for kind in backends.available()]
+    facts = health_view.read(settings)
+    names = sorted({"local", *settings.backends, *(h.name for h in facts.backends)})
+    instances = [_instance(settings, name, facts) for name in names]
+    if as_json:
+        emit_json({"backends": kinds, "instances": instances})
+    else:
+        _print_plugins(kinds, instances, facts)
+    invalid = [i["error"] for i in instances if not i["valid"]]
+    if invalid:  # after the listing, which shows every section, not only the first bad one
+        raise ConfigError("; ".join(invalid))
+
+
+def _kind(kind: str) -> dict[str, Any]:
+    """A backend kind: whether its class loads, and its options with their defaults."""
     from corral import backends
     from corral.errors import BackendUnavailable
 
-    found: list[dict[str, Any]] = []
-    for kind in backends.available():
-        try:
-            cls = backends.load(kind)
-        except BackendUnavailable as exc:
-            found.append({"name": kind, "ok": False, "error": str(exc), "options": []})
-            continue
-        options = sorted(getattr(cls, "OPTIONS", frozenset()))
-        found.append(
-            {
-                "name": kind,
-                "ok": True,
-                "error": None,
-                "options": options,
-                "class": f"{cls.__module__}.{cls.__qualname__}",
-            }
+    try:
+        cls = backends.load(kind)
+    except BackendUnavailable as exc:
+        return {"name": kind, "ok": False, "error": str(exc), "options": [], "option_fields": []}
+    fields = [
+        {
+            "name": name,
+            "default": None if info.is_required() else info.get_default(call_default_factory=True),
+            "required": info.is_required(),
+            "description": info.description,
+        }
+        for name, info in sorted(cls.Options.model_fields.items())
+    ]
+    return {
+        "name": kind,
+        "ok": True,
+        "error": None,
+        "options": [f["name"] for f in fields],
+        "option_fields": fields,
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+    }
+
+
+def _instance(settings: Settings, name: str, facts: health_view.Facts) -> dict[str, Any]:
+    """A backend instance: its settings checked (``valid`` is False only for a bad section:
+    a class that cannot load is the installation's problem) and its last known health."""
+    from corral import backends
+    from corral.errors import BackendUnavailable, ConfigError
+
+    kind = settings.backend_kind(name)
+    found: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "configured": name in settings.backends,
+        "ok": False,
+        "valid": True,
+        "error": None,
+        "options": None,
+        "health": facts.health_json(name),
+    }
+    if not backends.known(kind):
+        found["valid"] = name not in settings.backends  # a stored job's backend, since removed
+        found["error"] = (
+            f"backends.{name}: unknown backend type {kind!r} "
+            f"(available: {', '.join(backends.available())})"
+            if found["configured"]
+            else f"{name}: not configured, and no backend kind of that name"
         )
-    if as_json:
-        emit_json({"backends": found})
-        return
-    for item in found:
+        return found
+    try:
+        _, options = backends.options_of(settings, name)
+    except ConfigError as exc:
+        found.update(valid=False, error=str(exc))
+    except BackendUnavailable as exc:
+        found["error"] = str(exc)
+    else:
+        found.update(ok=True, options=options.model_dump(mode="json"))
+    return found
+
+
+def _print_plugins(
+    kinds: list[dict[str, Any]], instances: list[dict[str, Any]], facts: health_view.Facts
+) -> None:
+    from corral.cli import health_view
+
+    width = max(len(k["name"]) for k in [*kinds, *instances])
+    print("backend kinds:")
+    for item in kinds:
+        if not item["ok"]:
+            print(f"  {item['name']:<{width}}  BROKEN   {item['error']}")
+            continue
+        print(f"  {item['name']:<{width}}  ok       {item['class']}")
+        defaults = ", ".join(f"{f['name']}={_text(f['default'])}" for f in item["option_fields"])
+        print(f"  {'':<{width}}  options  {defaults or 'none'}")
+    print("backend instances:")
+    for item in instances:
+        head = f"  {item['name']:<{width}}  {item['kind']:<{width}}"
         if item["ok"]:
-            accepted = ", ".join(item["options"]) or "none"
-            print(f"{item['name']:<10} ok       {item['class']}  (options: {accepted})")
+            values = ", ".join(f"{k}={_text(v)}" for k, v in item["options"].items())
+            print(f"{head}  ok       {values or 'no options'}")
         else:
-            print(f"{item['name']:<10} BROKEN   {item['error']}")
+            print(f"{head}  {'ok' if item['valid'] else 'INVALID':<7}  {item['error']}")
+        health = facts.health(item["name"])
+        if health is not None:
+            text = health_view.summary_text(health, facts.stale(health))
+            print(f"  {'':<{width}}  {'':<{width}}  health   {text}")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) and value else json.dumps(value)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -36,6 +38,7 @@ from corral.registry import summary
 from corral.selection import Selection
 
 if TYPE_CHECKING:
+    from corral.cli import health_view
     from corral.records import JobRecord, Transition
 
 T = TypeVar("T")
@@ -89,9 +92,12 @@ def ls(
 
 
 def _ls_json(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> str:
+    if conn is None:  # no registry yet: no jobs, and no monitor ever wrote health
+        return '{"schema": 1, "jobs": []}\n'
     now = time.time()
-    jobs = "[]" if conn is None else _read(path, lambda c: summary.listing_json(c, filt, now), conn)
-    return '{"schema": 1, "jobs": ' + jobs + "}\n"
+    jobs = _read(path, lambda c: summary.listing_json(c, filt, now), conn)
+    down = json.dumps(_read(path, summary.down_backends, conn))
+    return '{"schema": 1, "jobs": ' + jobs + ', "backends_down": ' + down + "}\n"
 
 
 def _ls_table(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> str:
@@ -100,8 +106,11 @@ def _ls_table(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> s
     now = time.time()
     subjob_ids = any(i.sub is not None for i in filt.ids)
     w = _read(path, lambda c: summary.widths(c, subjob_ids), conn)
+    down = _read(path, summary.down_backends, conn)  # a few rows: "slurm (down)" in BACKEND
+    if down:
+        w = replace(w, backend=max(w.backend, *(len(n) + len(summary.DOWN_MARK) for n in down)))
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    body = _read(path, lambda c: summary.listing(c, filt, now, w, color), conn)
+    body = _read(path, lambda c: summary.listing(c, filt, now, w, color, down=down), conn)
     return summary.listing_header(w) + "\n" + (body + "\n" if body else "")
 
 
@@ -145,10 +154,26 @@ def show(
     record: JobRecord = found["record"]
     if script:
         sys.stdout.write(_script(record, found["subjobs"]))
-    elif as_json:
-        emit_json(_show_json(record, found["history"], found["subjobs"]))
+        return
+    from corral.cli import health_view
+
+    facts = health_view.read(settings)  # read after gather(), which migrated an old registry
+    if as_json:
+        shown = _show_json(record, found["history"], found["subjobs"])
+        emit_json({**shown, "backend_health": facts.health_json(record.backend)})
     else:
-        _print_show(record, found["history"], found["subjobs"])
+        _print_show(record, found["history"], found["subjobs"], facts)
+
+
+def _waiting(record: JobRecord, facts: health_view.Facts) -> str | None:
+    """An active job on a backend the monitor sees down waits for it: say so and why."""
+    down = facts.latest_down(record.backend)
+    if record.state.final or down is None:
+        return None
+    note = f"waiting for backend {record.backend}: {down.reason or 'down'}"
+    if facts.running is None:
+        note += f" (seen {ago(down.updated_at)}; no monitor is running)"
+    return note
 
 
 def _script(record: JobRecord, subjobs: list[JobRecord]) -> str:
@@ -233,7 +258,12 @@ def _record_json(r: JobRecord) -> dict[str, Any]:
     }
 
 
-def _print_show(record: JobRecord, history: list[Transition], subjobs: list[JobRecord]) -> None:
+def _print_show(
+    record: JobRecord,
+    history: list[Transition],
+    subjobs: list[JobRecord],
+    health: health_view.Facts,
+) -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -241,6 +271,9 @@ def _print_show(record: JobRecord, history: list[Transition], subjobs: list[JobR
     counts = ", ".join(f"{n} {s.value}" for s, n in sorted(record.counts.items()))
     kind = f"sweep of {record.subjobs} subjobs: {counts}" if record.is_master else "job"
     out.print(f"[bold]{record.id}[/bold]  {escape(record.name)}  {styled(record.state)}  ({kind})")
+    waiting = _waiting(record, health)
+    if waiting is not None:
+        out.print(f"  [yellow]{escape(waiting)}[/yellow]")
     facts = Table.grid(padding=(0, 2))
     for key, value in _facts(record):
         facts.add_row(f"  [dim]{key}[/dim]", escape(value))

@@ -11,7 +11,8 @@ import contextlib
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +23,8 @@ from corral.registry import summary
 
 if TYPE_CHECKING:
     from corral.config import Settings
+    from corral.records import BackendHealth
+    from corral.registry.summary import LeaseInfo
 
 STOP_WAIT = 20.0
 
@@ -51,45 +54,53 @@ def monitor(
 
 # ---------------------------------------------------------------- --status / --stop
 def _status(settings: Settings, as_json: bool) -> None:
+    from corral.cli import health_view
     from corral.lock import holder
 
     pid = holder(settings.lock_path)
-    lease, active = run(_lease(settings)) if settings.registry.exists() else (None, 0)
+    lease, active, backends = run(_lease(settings)) if settings.registry.exists() else (None, 0, [])
+    facts = health_view.Facts(lease, backends, pid)
     if as_json:
         emit_json(
             {
                 "running": pid is not None,
                 "pid": pid,
-                "lease": lease,
+                "lease": None if lease is None else asdict(lease),
                 "active": active,
                 "log": str(settings.log_path),
                 "autostart": settings.autostart,
                 "idle_exit": settings.idle_exit,
+                "backends": [health_view.health_json(h, facts.stale(h)) for h in backends],
+                "last_error": health_view.last_error_json(lease),
             }
         )
         return
     if pid is None:
         print("no monitor is running" + (f" ({active} active jobs wait for one)" if active else ""))
+        note = health_view.death_note(facts)
+        if note is not None:
+            print(f"  {note}")
     else:
         print(f"monitor running: pid {pid}")
     if lease is not None and pid is not None:
-        print(
-            f"  lease     epoch {lease['epoch']}, host {lease['host']}, corral {lease['version']}"
-        )
-        print(f"  since     {when(lease['acquired_at'])}; heartbeat {ago(lease['heartbeat'])}")
+        print(f"  lease     epoch {lease.epoch}, host {lease.host}, corral {lease.version}")
+        print(f"  since     {when(lease.acquired_at)}; heartbeat {ago(lease.heartbeat)}")
     print(f"  active    {active} jobs")
     print(f"  log       {settings.log_path}")
     idle = f"exits after {settings.idle_exit:g} s idle" if settings.idle_exit else "never idles out"
     print(f"  daemon    autostart {'on' if settings.autostart else 'off'}; {idle}")
+    if backends:
+        where = "" if pid is not None else " (as the last monitor left them)"
+        print(f"backends{where}:", flush=True)
+        health_view.print_table(facts)
 
 
-async def _lease(settings: Settings) -> tuple[dict[str, Any], int]:
-    from dataclasses import asdict
-
+async def _lease(settings: Settings) -> tuple[LeaseInfo, int, list[BackendHealth]]:
     async with session(settings) as sess:
         reg = sess.registry
         info = await reg.call(reg.sync.lease_info)
-        return asdict(info), await reg.call(reg.sync.count_active)
+        active = await reg.call(reg.sync.count_active)
+        return info, active, await reg.call(reg.sync.backend_health)
 
 
 def _stop(settings: Settings, as_json: bool) -> None:

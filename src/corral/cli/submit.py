@@ -168,7 +168,7 @@ def submit(
             + (f": {count} subjobs" if count else "")
             + f" on {spec.backend}"
         )
-    _check_monitor(settings)
+    _check_monitor(settings, job_id, spec.backend)
     if wait:
         raise typer.Exit(
             follow.wait_for(settings, [job_id], timeout=timeout, quiet=quiet or as_json)
@@ -346,20 +346,36 @@ def _hint_relative(spec: JobSpec) -> None:
             return
 
 
-def _check_monitor(settings: Settings) -> None:
-    from corral.lock import holder
+def _check_monitor(settings: Settings, job_id: JobId, backend: str) -> None:
+    """After a submit, say what will keep the job from moving: its backend is down, no monitor
+    runs, or the last monitor died (the registry keeps its error)."""
+    from corral.cli import health_view
+    from corral.cli.common import ago
 
-    if holder(settings.lock_path) is not None:
+    facts = health_view.read(settings)
+    down = facts.latest_down(backend)
+    if down is not None:
+        seen = "" if facts.running is not None else f" (seen {ago(down.updated_at)})"
+        print(
+            f"warning: backend {backend} is down: {down.reason or 'no reason given'}{seen}; "
+            f"job {job_id} will wait for it",
+            file=sys.stderr,
+        )
+    if facts.running is not None:
         return
-    if settings.autostart:
+    death = health_view.death_note(facts)
+    if death is not None:
+        drive = "" if not settings.autostart else "; run 'corral monitor' to drive the jobs"
+        print(f"warning: {death} (see {settings.log_path}){drive}", file=sys.stderr)
+    if not settings.autostart:
+        print(
+            "note: autostart is off; 'corral monitor' or 'corral wait' will run the jobs",
+            file=sys.stderr,
+        )
+    elif death is None:
         print(
             f"warning: the background monitor did not start (see {settings.log_path}); "
             "run 'corral monitor' to drive the jobs",
-            file=sys.stderr,
-        )
-    else:
-        print(
-            "note: autostart is off; 'corral monitor' or 'corral wait' will run the jobs",
             file=sys.stderr,
         )
 

@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 """The Alembic head this code expects; a registry at another revision is migrated on open."""
 
 TOP = -1
@@ -92,4 +92,28 @@ lease = Table(
     Column("acquired_at", Float),
     Column("heartbeat", Float),
     Column("released", Boolean, nullable=False, default=True),
+    # The last fatal error of a monitor, kept when the next one starts: a reader compares
+    # last_error_at with acquired_at to tell whether it is older than the current monitor.
+    Column("last_error", Text),
+    Column("last_error_at", Float),
+    Column("last_error_pid", Integer),
 )
+
+backend_status = Table(
+    "backend_status",
+    metadata,
+    Column("name", String(64), primary_key=True),  # the backend instance, as in jobs.backend
+    Column("kind", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # up, down, starting
+    Column("reason", Text, nullable=False, default=""),
+    Column("since", Float, nullable=False),
+    Column("active", Integer, nullable=False, default=0),
+    Column("interval", Float, nullable=False, default=0.0),
+    Column("last_poll", Float),
+    Column("polls", Integer, nullable=False, default=0),
+    Column("errors", Integer, nullable=False, default=0),
+    Column("consecutive_errors", Integer, nullable=False, default=0),
+    Column("calls", Text, nullable=False, default="{}"),  # JSON: command -> calls in a cycle
+    Column("updated_at", Float, nullable=False),
+)
+"""Each backend instance's health, one row per name, as the monitor last wrote it."""

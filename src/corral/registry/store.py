@@ -8,40 +8,30 @@ heartbeat ``WHERE epoch = :epoch`` and aborts with ``LeaseLost`` if a newer moni
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import time
 import uuid as uuidlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
 from corral.errors import LeaseLost, NotFound
-from corral.records import Attempt, JobId, JobRecord, Transition
-from corral.registry import rows
+from corral.records import Attempt, BackendHealth, JobId, JobRecord, Transition
+from corral.registry import health, rows
 from corral.registry.engine import open_engines
 from corral.registry.rows import to_sub, where
 from corral.registry.schema import TOP, attempts, jobs, lease, transitions
+from corral.registry.summary import LeaseInfo as LeaseInfo
 from corral.registry.updates import Update, apply_updates, archive_and_renew, refresh_masters
 from corral.selection import Selection
 from corral.spec import JobSpec
 from corral.states import ACTIVE, JobState
 
 LIVE = tuple(s.value for s in ACTIVE if s != JobState.NEW)
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseInfo:
-    epoch: int
-    pid: int | None
-    host: str | None
-    version: str | None
-    acquired_at: float | None
-    heartbeat: float | None
-    released: bool
 
 
 class Registry:
@@ -300,7 +290,28 @@ class Registry:
             m["acquired_at"],
             m["heartbeat"],
             bool(m["released"]),
+            m["last_error"],
+            m["last_error_at"],
+            m["last_error_pid"],
         )
+
+    def put_backend_health(self, epoch: int, rows: Sequence[BackendHealth]) -> None:
+        """Upsert one health row per backend instance, fenced, in one transaction."""
+        now = time.time()
+        with self._writer.begin() as conn:
+            _fence(conn, epoch, now)
+            health.put_rows(conn, rows, now)
+
+    def backend_health(self) -> list[BackendHealth]:
+        with self._reader.begin() as conn:
+            return health.read_rows(conn)
+
+    def record_monitor_error(self, epoch: int | None, error: str, pid: int | None = None) -> None:
+        """Keep a monitor's fatal error (and its pid, default this process) on the lease row.
+        Fenced by ``epoch``; ``None`` writes unfenced, for a daemon that never held a lease."""
+        pid = os.getpid() if pid is None else pid
+        with self._writer.begin() as conn:
+            health.record_error(conn, epoch, error, pid, time.time())
 
     def claim_new(self, epoch: int, limit: int = 5000) -> list[Attempt]:
         """Move up to ``limit`` new runnable jobs to ``submitting`` (durable before acting)."""
