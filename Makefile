@@ -34,7 +34,7 @@ slurm-down:
 	SLURM_DIR=$(SLURM_DIR) bash scripts/stop-slurm.sh
 
 test: venv lint typecheck
-	$(BIN)/pytest -m "not slurm"
+	CORRAL_REQUIRE_ROOT=1 $(BIN)/pytest -m "not slurm"
 	SLURM_DIR=$(SLURM_DIR) CORRAL_REQUIRE_SLURM=1 bash scripts/test-slurm.sh $(BIN)
 
 bench: venv

@@ -116,6 +116,8 @@ class Session:
         return self._call(self._async.remove(jobs, force=force))
 
     def wait(self, jobs: Jobs, *, timeout: float | None = None) -> list[JobRecord]:
+        """Until every job is final: ``TimeoutError`` after ``timeout``; ``MonitorUnavailable``
+        if the monitor driving them is gone for good (this session's, or the daemon)."""
         return self._call(self._async.wait(jobs, timeout=timeout))
 
     def peek(self, job: IdLike, *, stderr: bool = False, lines: int = 20) -> str:

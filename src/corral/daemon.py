@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import sys
 import time
+from pathlib import Path
 
 from corral.config import Settings
 from corral.lock import holder
+
+LOG_TAIL = 64 * 1024  # enough for the last traceback; the log itself grows without bound
+# What a dying daemon leaves in its log: a logged error ("... 1234 ERROR monitor died: ..."),
+# ``corral monitor: ...`` (a CorralError before logging was set up), or else the last line of a
+# traceback (``ValueError: ...``, also in the ``  | `` frame of an exception group).
+_LOGGED = re.compile(r" (?:ERROR|CRITICAL) (.*)$|^(corral monitor: .*)$")
+_RAISED = re.compile(r"^[\s|]*((?:[A-Za-z_]\w*\.)*[A-Z]\w*: .*)$")
 
 
 def ensure_daemon(settings: Settings, wait: float = 10.0) -> int | None:
     """Make sure a monitor drives the registry; start a detached daemon if none does.
 
-    Returns the pid of the monitor holding the lock (None if it did not come up in time). A
-    second lock serialises callers, so ten parallel submits start one daemon.
+    Returns the pid of the monitor holding the lock: None if it did not come up in time, or if
+    the daemon started here exited before taking the lock (see its log). A second lock
+    serialises callers, so ten parallel submits start one daemon.
     """
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(settings.home / "spawn.lock", "w") as spawn_lock:
@@ -23,23 +33,84 @@ def ensure_daemon(settings: Settings, wait: float = 10.0) -> int | None:
         pid = holder(settings.lock_path)
         if pid is not None:
             return pid
-        _spawn_detached(settings)
+        daemon = _spawn_detached(settings)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             pid = holder(settings.lock_path)
             if pid is not None:
                 return pid
+            if daemon is not None and _gone(daemon):
+                # Crashed at start; or it found another monitor holding the lock and left
+                # (then holder() names that one).
+                return holder(settings.lock_path)
             time.sleep(0.02)
     return None
 
 
-def _spawn_detached(settings: Settings) -> None:
-    # sh backgrounds the daemon and exits at once: we reap sh, init adopts the daemon, and the
-    # new session means a closing terminal (SIGHUP) never reaches it.
+def _spawn_detached(settings: Settings) -> int | None:
+    """Start the daemon; its pid (None if sh did not report it)."""
+    # sh backgrounds the daemon, prints its pid and exits at once: we reap sh, init adopts the
+    # daemon, and the new session means a closing terminal (SIGHUP) never reaches it.
     env = dict(os.environ, CORRAL_HOME=str(settings.home))
     if settings.config_file is not None:  # the daemon reads the config its starter read
         env["CORRAL_CONFIG"] = str(settings.config_file)
-    script = 'exec "$0" -m corral.monitor --daemon --idle-exit "$2" >>"$1" 2>&1 </dev/null &'
+    script = (
+        'exec "$0" -m corral.monitor --daemon --idle-exit "$2" >>"$1" 2>&1 </dev/null & echo $!'
+    )
     argv = ["sh", "-c", script, sys.executable, str(settings.log_path), str(settings.idle_exit)]
-    pid = os.posix_spawn("/bin/sh", argv, env, setsid=True)
-    os.waitpid(pid, 0)
+    read_end, write_end = os.pipe()  # both close-on-exec; only the dup2'd copy reaches sh
+    try:
+        try:
+            pid = os.posix_spawn(
+                "/bin/sh",
+                argv,
+                env,
+                setsid=True,
+                file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 1)],
+            )
+        finally:
+            os.close(write_end)
+        out = b""
+        while chunk := os.read(read_end, 64):  # EOF when sh exits (the daemon's stdout is the log)
+            out += chunk
+        os.waitpid(pid, 0)
+    finally:
+        os.close(read_end)
+    text = out.decode(errors="replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie counts: nobody may have reaped it yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return not fields or fields[0] in ("Z", "X")
+
+
+def log_size(log_path: Path) -> int:
+    """Where the log ends now: pass it to ``last_error`` to skip what older daemons wrote."""
+    try:
+        return os.stat(log_path).st_size
+    except OSError:
+        return 0
+
+
+def last_error(log_path: Path, since: int = 0) -> str | None:
+    """The last error line daemons wrote to their log after offset ``since``, if any (reads
+    only the log's tail)."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(since, handle.tell() - LOG_TAIL))
+            tail = handle.read().decode(errors="replace")
+    except OSError:
+        return None
+    lines = tail.splitlines()[::-1]
+    for pattern in (_LOGGED, _RAISED):  # the daemon's own summary first, a traceback's after
+        for line in lines:
+            if found := pattern.search(line):
+                return next(g for g in found.groups() if g is not None).strip()
+    return None

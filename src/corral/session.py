@@ -14,7 +14,7 @@ from typing import Any, Literal
 from corral import backends, sandbox
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
-from corral.errors import InvalidInput, InvalidSpec, MonitorBusy, NotFound
+from corral.errors import InvalidInput, MonitorBusy, NotFound
 from corral.monitor import Monitor
 from corral.records import JobId, JobRecord, Transition
 from corral.registry import Selection
@@ -22,6 +22,7 @@ from corral.registry.aio import AsyncRegistry
 from corral.spec import JobSpec, parse_spec
 from corral.splitters import split
 from corral.states import JobState
+from corral.watch import MonitorWatch
 
 MonitorMode = Literal["inprocess", "daemon", "off"]
 IdLike = JobId | int | str
@@ -96,12 +97,11 @@ class AsyncSession:
     ) -> None:
         if self._follower is not None:
             self._follower.cancel()
-        had_monitor = self._monitor is not None
+        had_monitor, self._monitor = self._monitor is not None, None
         # Not the body's exception: the task group would re-raise it wrapped in an
         # ExceptionGroup, and `with Session() as s: s.get(999)` must raise NotFound.
         await self._stack.aclose()
-        self._monitor = None
-        if had_monitor and self.settings.autostart:
+        if had_monitor and self.settings.autostart:  # (also when that monitor died)
             await self._hand_over()
 
     async def _hand_over(self) -> None:
@@ -124,9 +124,10 @@ class AsyncSession:
         return job_id
 
     async def _after_write(self) -> None:
-        if self._monitor is not None:
+        if self._monitor is not None and self._monitor.alive:
             self._monitor.kick()
-        elif self.mode == "daemon" and self.settings.autostart:
+        elif (self.mode == "daemon" or self._monitor is not None) and self.settings.autostart:
+            # (a dead in-process monitor left the lock free: the daemon takes over its jobs)
             await asyncio.to_thread(ensure_daemon, self.settings)
 
     async def copy(self, job: IdLike) -> JobId:
@@ -208,8 +209,13 @@ class AsyncSession:
         *,
         timeout: float | None = None,  # noqa: ASYNC109 -- the sync facade has no scope to pass
     ) -> list[JobRecord]:
-        """Until every given job is final; ``TimeoutError`` after ``timeout`` seconds."""
+        """Until every given job is final; ``TimeoutError`` after ``timeout`` seconds.
+
+        Raises ``MonitorUnavailable`` if no monitor drives the jobs and none can be started
+        (see ``corral.watch``): a dead monitor never makes this hang.
+        """
         ids = await self.resolve(jobs)
+        watch = MonitorWatch(self.settings, self._monitor)
         async with asyncio.timeout(timeout):
             version = -1
             while True:
@@ -219,6 +225,7 @@ class AsyncSession:
                     records = [await self.get(i) for i in ids]
                     if all(r.state.final for r in records):
                         return records
+                await watch.check()
                 await asyncio.sleep(FOLLOW_POLL)
 
     async def peek(self, job: IdLike, *, stderr: bool = False, lines: int = 20) -> str:

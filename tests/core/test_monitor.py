@@ -147,7 +147,7 @@ def test_unknown_backend_is_refused_before_anything_is_stored(session: Session) 
 
 
 def test_bad_slurm_option_is_refused_before_anything_is_stored(session: Session) -> None:
-    with pytest.raises(InvalidSpec, match="backend_options.partitoin: unknown option"):
+    with pytest.raises(InvalidSpec, match=r"backend_options\.partitoin: unknown option"):
         session.submit(
             {"command": ["true"], "backend": "slurm", "backend_options": {"partitoin": "x"}}
         )

@@ -10,7 +10,7 @@ from corral.errors import LeaseLost, NotFound, StateConflict
 from corral.records import JobId
 from corral.registry import Registry, Selection, Update
 from corral.registry.schema import SCHEMA_REVISION
-from corral.spec import parse_spec
+from corral.spec import JobSpec, parse_spec
 from corral.splitters import split
 from corral.states import JobState
 
@@ -236,3 +236,23 @@ def test_fresh_schema_equals_the_migrations(tmp_path: Path) -> None:
     upgrade_with_alembic(engine, migrated)
     engine.dispose()
     assert _describe_schema(fresh) == _describe_schema(migrated)
+
+
+def test_ids_are_never_reused_after_rm_of_the_newest(tmp_path: Path) -> None:
+    from corral.registry.store import Registry
+
+    reg = Registry(tmp_path / "registry.db", tmp_path / "jobs")
+    try:
+        spec = JobSpec(command=("true",))
+        first, second = reg.add(spec, []), reg.add(spec, [])
+        reg.remove([second], force=True)
+        assert reg.add(spec, []).job == second.job + 1 == first.job + 2
+        uuid = reg.registry_uuid
+        assert len(uuid) == 32 and int(uuid, 16) >= 0
+    finally:
+        reg.close()
+    again = Registry(tmp_path / "registry.db", tmp_path / "jobs")
+    try:
+        assert again.registry_uuid == uuid  # made once, kept
+    finally:
+        again.close()

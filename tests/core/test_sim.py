@@ -137,7 +137,7 @@ def test_status_failures_are_a_function_of_seed_and_call_number() -> None:
     ("cls", "raw", "message"),
     [
         (SimBackend, {"run_time": "abc"}, "backends.s.run_time: input should be a valid tuple"),
-        (SimBackend, {"run_time": [0.5, 0.1]}, "run_time: value error, min 0.5 is above max 0.1"),
+        (SimBackend, {"run_time": [0.5, 0.1]}, "run_time: min 0.5 is above max 0.1"),
         (SimBackend, {"run_time": [0.1, "x"]}, "backends.s.run_time.1"),
         (SimBackend, {"fail_rate": 2}, "backends.s.fail_rate: input should be less than"),
         (

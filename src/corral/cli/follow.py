@@ -91,8 +91,9 @@ def wait_for(
     log_changes: bool = False,
 ) -> int:
     """Follow jobs to the end; 0 if all completed, 1 if any failed or was killed (a timeout
-    raises ``WaitTimeout``). Progress is a live bar on a terminal; elsewhere silent, or a line
-    per change with ``log_changes``."""
+    raises ``WaitTimeout``; a monitor that is gone and cannot be restarted,
+    ``MonitorUnavailable``: see ``corral.watch``). Progress is a live bar on a terminal;
+    elsewhere silent, or a line per change with ``log_changes``."""
     from corral.cli import tracking
 
     final = run(tracking.wait_until_final(settings, targets, timeout, log_changes))

@@ -2,8 +2,10 @@
 
 Jobs move because a monitor drives them, so ``wait`` makes sure one does: it starts the
 background daemon if active jobs have none, or, with autostart off, runs the monitor in this
-process (if no other process holds the registry). Progress is read through the lean summary
-connection whenever ``PRAGMA data_version`` says another process committed.
+process (if no other process holds the registry). While it waits, a ``MonitorWatch`` notices a
+monitor that died and restarts it, or gives up with ``MonitorUnavailable`` (exit 3). Progress is
+read through the lean summary connection whenever ``PRAGMA data_version`` says another process
+committed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
     from corral.config import Settings
     from corral.records import JobId
+    from corral.watch import MonitorWatch
 
 POLL = 0.2
 
@@ -37,22 +40,22 @@ async def wait_until_final(
     give_up_after: float | None,
     log_changes: bool,
 ) -> list[JobSummary]:
-    from corral.daemon import ensure_daemon
+    from corral.watch import MonitorWatch
 
     conn = summary.connect(settings.registry)
     if conn is None:
         raise NotFound(f"there are no jobs yet (no registry at {settings.registry})")
     try:
         ids = await asyncio.to_thread(_resolve, conn, targets)  # bad ids fail before any monitor
-        async with session(settings, "daemon" if settings.autostart else "inprocess"):
+        async with session(settings, "daemon" if settings.autostart else "inprocess") as sess:
+            # With active jobs and no monitor (e.g. after a kill -9), the watch starts one.
+            watch = MonitorWatch(settings, sess.monitor)
             jobs = await asyncio.to_thread(summary.summaries_of, conn, ids)
-            if settings.autostart and any(not j.state.final for j in jobs):
-                await asyncio.to_thread(ensure_daemon, settings)  # e.g. after a kill -9
             with _progress(log_changes) as bar:
                 task = bar.add_task("waiting", total=sum(j.units for j in jobs))
                 try:
                     async with asyncio.timeout(give_up_after):
-                        return await _follow(conn, ids, bar, task)
+                        return await _follow(conn, ids, bar, task, watch)
                 except TimeoutError:
                     jobs = await asyncio.to_thread(summary.summaries_of, conn, ids)
                     left = sum(j.units - j.done for j in jobs)
@@ -75,7 +78,7 @@ def _resolve(conn: sqlite3.Connection, targets: list[JobId] | Selection) -> list
 
 
 async def _follow(
-    conn: sqlite3.Connection, ids: list[JobId], bar: Progress, task: TaskID
+    conn: sqlite3.Connection, ids: list[JobId], bar: Progress, task: TaskID, watch: MonitorWatch
 ) -> list[JobSummary]:
     version = -1
     while True:
@@ -87,6 +90,7 @@ async def _follow(
             bar.update(task, completed=sum(j.done for j in jobs), description=described)
             if all(j.state.final for j in jobs):
                 return jobs
+        await watch.check()  # nothing committed since the last read: a job is still active
         await asyncio.sleep(POLL)
 
 
@@ -131,6 +135,8 @@ def _progress(log_changes: bool) -> Any:
 
 # ---------------------------------------------------------------- peek
 async def peek(settings: Settings, job_id: JobId, stream: str, lines: int, follow: bool) -> None:
+    from corral.watch import MonitorWatch
+
     async with session(settings) as sess:
         record = await sess.get(job_id)
         if not follow:
@@ -143,10 +149,12 @@ async def peek(settings: Settings, job_id: JobId, stream: str, lines: int, follo
             raise InvalidInput(f"job {job_id} has subjobs; peek one of them, e.g. {job_id}.0")
         path = sess.output_path(record, stream)
         offset = await asyncio.to_thread(_print_tail, path, lines)
+        watch = MonitorWatch(settings)  # following a job no monitor drives would never end
         while True:
             offset = await asyncio.to_thread(_print_new, path, offset)
             if record.state.final:
                 return
+            await watch.check()
             await asyncio.sleep(POLL)
             record = await sess.get(job_id)
 

@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from corral import faults
 from corral.config import Settings, load_settings
 from corral.errors import CorralError, LeaseLost, MonitorBusy
 from corral.monitor.core import Monitor
@@ -46,6 +47,7 @@ class _Held:
 
 
 async def run_daemon(settings: Settings, idle_exit: float) -> int:
+    faults.point("daemon_start")  # before the registry is opened (crash tests)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
+from corral.registry.engine import storage_full
 from corral.registry.store import Registry
 
 P = ParamSpec("P")
@@ -47,7 +49,15 @@ class AsyncRegistry:
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        except (sqlite3.Error, OSError) as exc:
+            # SQLAlchemy's statements are translated in ``engine``; this catches the plain
+            # sqlite3 connection (``data_version``) and file work done on the db thread.
+            full = storage_full(exc, self._path)
+            if full is None:
+                raise
+            raise full from exc
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await reg.call(reg.sync.get, job_id)``: run a registry method on the db thread."""

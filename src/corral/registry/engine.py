@@ -4,22 +4,60 @@ At their defaults pysqlite and SQLAlchemy start a transaction lazily, at the fir
 read-modify-write can interleave with another process and lose an update silently. Every write
 here therefore runs in ``BEGIN IMMEDIATE`` (the write lock is taken up front, waiting at most
 the busy timeout), and reads run in a plain ``BEGIN`` snapshot.
+
+A full disk is not a broken registry: SQLite's "database or disk is full" (and an I/O error on a
+device with no space left) and ``ENOSPC``/``EDQUOT`` become ``StorageFull``, a transient
+``RegistryError``, on every statement (SQLAlchemy's ``handle_error`` hook) and in ``open_engines``;
+``storage_full`` does the same for callers holding a plain ``sqlite3`` connection.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DatabaseError
 
-from corral.errors import RegistryError
+from corral.errors import RegistryError, StorageFull
 from corral.registry.schema import SCHEMA_REVISION, lease, metadata
 
 BUSY_TIMEOUT_S = 60.0
+# (as ``corral.sandbox.NO_SPACE``, not imported from there: it would load pydantic for ``ls``)
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = 13
+# SQLite reports some ENOSPC failures (growing the -shm, fsync, creating the -wal) as an I/O error
+# or "unable to open", without the errno: blame the disk only when the device really is (nearly)
+# out of space or inodes, so a genuine I/O error stays a RegistryError.
+_SQLITE_MAYBE_FULL = frozenset({10, 14})  # SQLITE_IOERR, SQLITE_CANTOPEN (primary codes)
+_LOW_WATER = 1 << 20  # bytes free below which an I/O error is taken for a full disk
+
+
+def storage_full(exc: BaseException, path: Path) -> StorageFull | None:
+    """``StorageFull`` if ``exc`` (from registry access at ``path``) means the disk is full."""
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return StorageFull(f"no space left on device for the registry at {path}")
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)  # None for errors raised by the module
+        primary = None if code is None else code & 0xFF
+        if primary == _SQLITE_FULL or (primary in _SQLITE_MAYBE_FULL and _device_full(path)):
+            return StorageFull(f"no space left on device for the registry at {path}")
+    return None
+
+
+def _device_full(path: Path) -> bool:
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    free = st.f_bfree if os.geteuid() == 0 else st.f_bavail  # root may use the reserved blocks
+    no_inodes = st.f_files > 0 and (st.f_ffree if os.geteuid() == 0 else st.f_favail) == 0
+    return free * st.f_frsize < _LOW_WATER or no_inodes
 
 
 def _sqlite_engine(path: Path, begin: str) -> Engine:
@@ -42,22 +80,43 @@ def _sqlite_engine(path: Path, begin: str) -> Engine:
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
 
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # Raising here replaces SQLAlchemy's OperationalError (SQLAlchemy chains it as the cause)
+        # for every statement, commit and connect, so no caller has to know about full disks.
+        full = storage_full(context.original_exception, path)
+        if full is not None:
+            raise full from context.original_exception
+
     return engine
 
 
 def open_engines(path: Path) -> tuple[Engine, Engine]:
     """(writer, reader) engines on the registry file, migrated to the code's schema."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():
-        path.touch(mode=0o600)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            path.touch(mode=0o600)
+    except OSError as exc:
+        raise _os_error(exc, path, "cannot create registry") from exc
     writer = _sqlite_engine(path, "BEGIN IMMEDIATE")
     reader = _sqlite_engine(path, "BEGIN")
     try:
         if stored_revision(reader) != SCHEMA_REVISION:
             _migrate(writer, path)
-    except DatabaseError as exc:  # locked, unreadable, or not a database at all
-        raise RegistryError(f"cannot open registry {path}: {exc.orig}") from exc
+    except BaseException as exc:
+        writer.dispose()
+        reader.dispose()
+        if isinstance(exc, DatabaseError):  # locked, unreadable, or not a database at all
+            raise RegistryError(f"cannot open registry {path}: {exc.orig}") from exc
+        if isinstance(exc, OSError):  # the migration lock file
+            raise _os_error(exc, path, "cannot open registry") from exc
+        raise
     return writer, reader
+
+
+def _os_error(exc: OSError, path: Path, what: str) -> RegistryError:
+    return storage_full(exc, path) or RegistryError(f"{what} {path}: {exc.strerror or exc}")
 
 
 def stored_revision(engine: Engine) -> str | None:

@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 """The Alembic head this code expects; a registry at another revision is migrated on open."""
 
 TOP = -1
@@ -117,3 +117,21 @@ backend_status = Table(
     Column("updated_at", Float, nullable=False),
 )
 """Each backend instance's health, one row per name, as the monitor last wrote it."""
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+"""Facts about the registry itself: ``registry_uuid`` (32 hex characters), which job dirs,
+markers and batch job group names carry so that two registries never adopt each other's work."""
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+"""Monotonic counters: ``job_id`` is the last short id handed out; ids are never reused, even
+after ``rm`` of the newest job."""

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, func, select, update
 
 from corral.errors import LeaseLost, NotFound
 from corral.records import Attempt, BackendHealth, JobId, JobRecord, Transition
-from corral.registry import health, rows
+from corral.registry import health, identity, rows
 from corral.registry.engine import open_engines
 from corral.registry.rows import to_sub, where
 from corral.registry.schema import TOP, attempts, jobs, lease, transitions
@@ -41,6 +41,7 @@ class Registry:
         self.path = path
         self.work_dir = work_dir
         self._writer, self._reader = open_engines(path)
+        self.registry_uuid = identity.ensure(self._writer)
         # PRAGMA data_version is per connection: keep one open to ask "anything new?" cheaply.
         self._probe = sqlite3.connect(path, timeout=60, check_same_thread=False)
 
@@ -75,9 +76,7 @@ class Registry:
         """Store a new job (and its subjobs) in state ``new``; the monitor submits it."""
         now = time.time()
         with self._writer.begin() as conn:
-            job_id = int(
-                conn.execute(select(func.coalesce(func.max(jobs.c.job_id), 0) + 1)).scalar_one()
-            )
+            job_id = identity.next_job_id(conn)
             job_dir = self.work_dir / str(job_id)
             base = {
                 "job_id": job_id,
