@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from corral.cli.common import ago, when
@@ -70,22 +70,7 @@ def read(settings: Settings) -> Facts:
 
 # ---------------------------------------------------------------- JSON
 def health_json(h: BackendHealth, stale: bool) -> dict[str, Any]:
-    return {
-        "name": h.name,
-        "kind": h.kind,
-        "state": h.state,
-        "reason": h.reason,
-        "since": h.since,
-        "active": h.active,
-        "interval": h.interval,
-        "last_poll": h.last_poll,
-        "polls": h.polls,
-        "errors": h.errors,
-        "consecutive_errors": h.consecutive_errors,
-        "calls": dict(h.calls),
-        "updated_at": h.updated_at,
-        "stale": stale,
-    }
+    return {**asdict(h), "calls": dict(h.calls), "stale": stale}
 
 
 def last_error_json(lease: LeaseInfo | None) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from corral import faults, sandbox
 from corral.backends.base import AsyncBackend, Submitted
@@ -59,21 +59,11 @@ class BackendStatus:
         return changed
 
     def record(self) -> BackendHealth:
-        return BackendHealth(
-            name=self.name,
-            kind=self.kind,
-            state=self.state,
-            reason=self.reason,
-            since=self.since,
-            active=self.active,
-            interval=self.interval,
-            last_poll=self.last_poll,
-            polls=self.polls,
-            errors=self.errors,
-            consecutive_errors=self.consecutive_errors,
-            calls=dict(self.calls),
-            updated_at=time.time(),
-        )
+        """The plain record the monitor writes (the same fields, frozen, with the time)."""
+        shared = {
+            f.name: getattr(self, f.name) for f in fields(BackendHealth) if f.name != "updated_at"
+        }
+        return BackendHealth(**{**shared, "calls": dict(self.calls), "updated_at": time.time()})
 
 
 Factory = Callable[[], AsyncBackend]

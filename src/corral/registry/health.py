@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from sqlalchemy import Connection, select, update
 
@@ -32,21 +33,7 @@ def put_rows(conn: Connection, rows: Sequence[BackendHealth], now: float) -> Non
     conn.execute(
         backend_status.insert(),
         [
-            {
-                "name": h.name,
-                "kind": h.kind,
-                "state": h.state,
-                "reason": h.reason,
-                "since": h.since,
-                "active": h.active,
-                "interval": h.interval,
-                "last_poll": h.last_poll,
-                "polls": h.polls,
-                "errors": h.errors,
-                "consecutive_errors": h.consecutive_errors,
-                "calls": json.dumps(dict(h.calls), sort_keys=True),
-                "updated_at": now,
-            }
+            {**asdict(h), "calls": json.dumps(dict(h.calls), sort_keys=True), "updated_at": now}
             for h in {h.name: h for h in rows}.values()  # the last row of a name wins
         ],
     )
