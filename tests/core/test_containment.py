@@ -67,6 +67,13 @@ def test_missing_slurm_tools_put_slurm_down_and_local_jobs_still_run(
         assert session.peek(job).strip() == "hi"
         time.sleep(1.5)  # a few retries of the down backend: still no verdict on its job
         assert session.get(stuck).state in (S.NEW, S.SUBMITTING)
+        registry = session.aio.registry.sync  # what `corral monitor --status` reads
+
+        def written() -> bool:
+            health = {h.name: h for h in registry.backend_health()}
+            return "slurm" in health and health["slurm"].down and "sbatch" in health["slurm"].reason
+
+        assert wait_for(written, 10)
         assert JobState.FAILED not in {t.new for t in session.history(stuck)}
 
 
