@@ -66,9 +66,10 @@ class Harness:
         return slurm
 
     async def submit(self, slurm: SlurmBackend, items: list[Attempt]) -> list[Attempt]:
-        ids = await slurm.submit(items)
-        self.ids += ids.values()
-        return submitted(items, ids)
+        result = await slurm.submit(items)
+        assert not result.refused, result.refused
+        self.ids += result.accepted.values()
+        return submitted(items, result.accepted)
 
 
 @pytest.fixture
@@ -224,7 +225,7 @@ def test_reconcile_finds_jobs_by_label_after_a_crash(harness: Harness) -> None:
         assert after.calls["squeue"] == 1 and after.calls["sbatch"] == 0
         # a submit retried with the same attempts submits nothing again
         again = await (await harness.started()).submit([*points, single])
-        assert again == found
+        assert again.accepted == found and not again.refused
 
     run(go())
     assert first.calls["sbatch"] == 2
@@ -294,12 +295,12 @@ def test_jobs_gone_from_squeue_are_resolved_by_sacct_or_exit_files(
         assert c.state == JobState.FAILED and "stopped by Slurm" in c.reason
 
 
-def test_a_refused_submission_fails_its_attempts_with_sbatchs_reason(harness: Harness) -> None:
+def test_a_refused_submission_refuses_its_attempts_with_sbatchs_reason(harness: Harness) -> None:
     slurm = harness.backend(partition="no-such-partition")
     items = sweep(harness.root, 2)
-    assert run(slurm.submit(items)) == {}
-    assert {r.uuid for r in harness.reports} == {a.uuid for a in items}
-    assert all("Invalid partition name" in r.reason for r in harness.reports)
+    result = run(slurm.submit(items))
+    assert not result.accepted and set(result.refused) == {a.uuid for a in items}
+    assert all("Invalid partition name" in why for why in result.refused.values())
 
 
 def test_max_array_size_splits_a_sweep(harness: Harness) -> None:
