@@ -193,15 +193,15 @@ class AsyncSession:
     async def remove(
         self, jobs: IdLike | Iterable[IdLike] | Selection, *, force: bool = False
     ) -> list[JobRecord]:
-        """Delete jobs from the registry and their job dirs; active ones need ``force`` (and
-        are killed first)."""
+        """Delete jobs from the registry and their job dirs. Active ones need ``force``: they
+        are killed and kept as tombstones (hidden from every selection) until the monitor sees
+        every unit final, then deleted with their dirs; nothing is left running unrecorded."""
         ids = await self.resolve(jobs)
-        if force:
-            await self._reg.call(self._reg.sync.request_kill, ids)
+        removal = await self._reg.call(self._reg.sync.remove, ids, force=force)
+        if removal.pending:
             await self._after_write()
-        removed = await self._reg.call(self._reg.sync.remove, ids, force=force)
-        await asyncio.to_thread(_delete_dirs, [r.job_dir for r in removed])
-        return removed
+        await asyncio.to_thread(_delete_dirs, [r.job_dir for r in removal.removed])
+        return sorted(removal.removed + removal.pending, key=lambda r: r.id.job)
 
     async def wait(
         self,

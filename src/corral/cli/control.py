@@ -6,7 +6,6 @@ go through the async session, which makes sure a monitor runs to act on them.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -31,8 +30,6 @@ from corral.cli.common import (
 from corral.errors import InvalidInput, NotFound, StateConflict
 from corral.selection import Selection
 from corral.states import FINAL
-
-KILL_WAIT = 30.0  # rm --force: how long the monitor gets to stop active jobs
 
 if TYPE_CHECKING:
     from corral.config import Settings
@@ -200,10 +197,7 @@ async def _remove(
             )
         if dry_run or not records:
             return records
-        if active:  # let the monitor stop them before their rows and dirs go
-            await sess.kill(active)
-            with contextlib.suppress(TimeoutError):
-                await sess.wait(active, timeout=KILL_WAIT)
+        # (active ones are killed and kept as tombstones until the monitor sees them final)
         return await sess.remove([r.id for r in records], force=force)
 
 

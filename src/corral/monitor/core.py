@@ -21,8 +21,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 
 from corral import __version__, backends, faults, sandbox
@@ -266,6 +268,9 @@ class Monitor:
             loop = self._owner.get(attempt.id) or self._loop_for(attempt)
             if loop is not None:
                 loop.cancel([attempt])
+        removed = await self._reg.call(sync.purge_removed, self.epoch)
+        if removed:  # tombstones of rm --force whose units are all final now
+            await asyncio.to_thread(_delete_dirs, removed)
         self._intake_version = now_version  # only now: a failed step looks again
 
     async def _flush_step(self) -> None:
@@ -374,6 +379,11 @@ class Monitor:
                 attempt.uuid, JobState.FAILED, "missing declared output: " + ", ".join(missing)
             )
         return Observation(attempt.uuid, JobState.COMPLETED, "exit code 0")
+
+
+def _delete_dirs(paths: Sequence[Path]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _retryable(exc: BackendError) -> bool:

@@ -14,12 +14,13 @@ import sqlite3
 import time
 import uuid as uuidlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from corral.errors import LeaseLost, NotFound
+from corral.errors import LeaseLost, NotFound, StateConflict
 from corral.records import Attempt, BackendHealth, JobId, JobRecord, Transition
 from corral.registry import health, identity, rows
 from corral.registry.engine import open_engines
@@ -133,22 +134,23 @@ class Registry:
 
     def request_kill(self, ids: Sequence[JobId]) -> list[JobId]:
         """Flag active runnable jobs for the monitor to cancel; ``new`` ones are killed here."""
-        now = time.time()
-        touched: list[JobId] = []
         with self._writer.begin() as conn:
-            for row in self._runnable(conn, ids):
-                state = JobState(row.state)
-                if state.final:
-                    continue
-                touched.append(JobId(row.job_id, rows.from_sub(row.sub)))
-                if state == JobState.NEW:
-                    apply_updates(
-                        conn, [Update(row.uuid, JobState.KILLED, "killed before submission")], now
-                    )
-                else:
-                    conn.execute(
-                        update(jobs).where(jobs.c.pk == row.pk).values(kill_requested=True)
-                    )
+            return self._kill_rows(conn, self._runnable(conn, ids), time.time())
+
+    @staticmethod
+    def _kill_rows(conn: Connection, found: Sequence[Any], now: float) -> list[JobId]:
+        touched: list[JobId] = []
+        for row in found:
+            state = JobState(row.state)
+            if state.final:
+                continue
+            touched.append(JobId(row.job_id, rows.from_sub(row.sub)))
+            if state == JobState.NEW:
+                apply_updates(
+                    conn, [Update(row.uuid, JobState.KILLED, "killed before submission")], now
+                )
+            else:
+                conn.execute(update(jobs).where(jobs.c.pk == row.pk).values(kill_requested=True))
         return touched
 
     def resubmit(self, ids: Sequence[JobId], *, include_all: bool = False) -> list[JobId]:
@@ -166,28 +168,51 @@ class Registry:
             refresh_masters(conn, {t.job for t in touched}, now)
         return touched
 
-    def remove(self, ids: Sequence[JobId], *, force: bool = False) -> list[JobRecord]:
-        """Delete top-level jobs (and their subjobs, history); returns what was removed."""
-        removed: list[JobRecord] = []
+    def remove(self, ids: Sequence[JobId], *, force: bool = False) -> Removal:
+        """Delete top-level jobs (their subjobs, history). With ``force``, a job with active
+        units is killed and left as a tombstone (hidden from every selection) that the monitor
+        deletes once every unit is final (``purge_removed``): nothing is left running with no
+        record of it."""
+        result = Removal([], [])
+        now = time.time()
         with self._writer.begin() as conn:
             for job_id in sorted({i.job for i in ids}):
-                members = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).all()
+                members = conn.execute(
+                    select(jobs).where(jobs.c.job_id == job_id, jobs.c.removing.is_(False))
+                ).all()
                 if not members:
                     raise NotFound(f"no job {job_id}")
                 active = [r for r in members if r.subjobs == 0 and JobState(r.state) in ACTIVE]
                 if active and not force:
-                    from corral.errors import StateConflict
-
                     raise StateConflict(
                         f"job {job_id} has {len(active)} active job(s); kill it first or use force"
                     )
                 top = next(r for r in members if r.sub == TOP)
-                removed.append(rows.job_record(top))
-                pks = [r.pk for r in members]
-                conn.execute(transitions.delete().where(transitions.c.job_pk.in_(pks)))
-                conn.execute(attempts.delete().where(attempts.c.job_pk.in_(pks)))
-                conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
-        return removed
+                if active:
+                    self._kill_rows(conn, active, now)
+                    conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(removing=True))
+                    if _active_units(conn, job_id):
+                        result.pending.append(rows.job_record(top))
+                        continue
+                result.removed.append(rows.job_record(top))
+                _delete_job(conn, job_id)
+        return result
+
+    def purge_removed(self, epoch: int) -> list[Path]:
+        """Delete the tombstoned jobs whose units are all final now; return their job dirs."""
+        waiting = select(jobs.c.job_id).where(jobs.c.removing.is_(True), jobs.c.sub == TOP)
+        with self._reader.begin() as conn:
+            if conn.execute(waiting.limit(1)).first() is None:
+                return []  # the common case: one indexed read
+        dirs: list[Path] = []
+        with self._writer.begin() as conn:
+            _fence(conn, epoch, time.time())
+            for job_id, job_dir in conn.execute(waiting.add_columns(jobs.c.job_dir)).all():
+                if not _active_units(conn, job_id):
+                    _delete_job(conn, job_id)
+                    if job_dir:
+                        dirs.append(Path(job_dir))
+        return dirs
 
     # ---------------------------------------------------------------- reads
     def get(self, job_id: JobId) -> JobRecord:
@@ -243,7 +268,7 @@ class Registry:
     def _runnable(self, conn: Connection, ids: Sequence[JobId]) -> list[Any]:
         found: list[Any] = []
         for job_id in ids:
-            query = select(jobs).where(jobs.c.job_id == job_id.job)
+            query = select(jobs).where(jobs.c.job_id == job_id.job, jobs.c.removing.is_(False))
             if job_id.sub is not None:
                 query = query.where(jobs.c.sub == job_id.sub)
             members = conn.execute(query.order_by(jobs.c.sub)).all()
@@ -375,6 +400,28 @@ class Registry:
     def heartbeat(self, epoch: int) -> None:
         with self._writer.begin() as conn:
             _fence(conn, epoch, time.time())
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What ``Registry.remove`` did: deleted now, or killed and left as a tombstone."""
+
+    removed: list[JobRecord]
+    pending: list[JobRecord]
+
+
+def _active_units(conn: Connection, job_id: int) -> int:
+    query = select(func.count()).where(
+        jobs.c.job_id == job_id, jobs.c.subjobs == 0, jobs.c.state.in_([s.value for s in ACTIVE])
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def _delete_job(conn: Connection, job_id: int) -> None:
+    pks = select(jobs.c.pk).where(jobs.c.job_id == job_id).scalar_subquery()
+    conn.execute(transitions.delete().where(transitions.c.job_pk.in_(pks)))
+    conn.execute(attempts.delete().where(attempts.c.job_pk.in_(pks)))
+    conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
 
 
 def _fence(conn: Connection, epoch: int, now: float) -> None:

@@ -37,7 +37,7 @@ _ID_SQL = "CAST(t.job_id AS TEXT) || CASE WHEN t.sub >= 0 THEN '.' || t.sub ELSE
 
 def sql_where(selection: Selection, now: float) -> tuple[str, list[Any]]:
     """SQL over ``jobs AS t`` and its parameters (top-level rows unless ids name subjobs)."""
-    clauses: list[str] = []
+    clauses: list[str] = ["t.removing = 0"]  # a tombstone (rm --force, kill pending) is gone
     params: list[Any] = []
 
     def any_of(template: str, values: Iterable[Any]) -> None:
