@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -58,6 +59,26 @@ class AsyncRegistry:
             if full is None:
                 raise
             raise full from exc
+
+    async def watch(self, poll: float, kick: asyncio.Event | None = None) -> AsyncIterator[bool]:
+        """ "Anything new?" about every ``poll`` seconds (sooner once ``kick`` is set): yields
+        True when another connection may have committed since the last look, else False.
+        On SQLite that is ``PRAGMA data_version`` on a connection of its own (cheap: no
+        table is read); a server database would wait on LISTEN/NOTIFY here instead."""
+        version = await self._run(self.sync.data_version)
+        while True:
+            kicked = False
+            if kick is None:
+                await asyncio.sleep(poll)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(poll):
+                        await kick.wait()
+                kicked = kick.is_set()
+                kick.clear()
+            now = await self._run(self.sync.data_version)
+            changed, version = now != version, now
+            yield changed or kicked
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await reg.call(reg.sync.get, job_id)``: run a registry method on the db thread."""

@@ -16,7 +16,7 @@ import uuid as uuidlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, select, update
 
@@ -32,6 +32,16 @@ from corral.selection import Selection
 from corral.spec import JobSpec
 from corral.states import ACTIVE, JobState
 
+T = TypeVar("T")
+_INSERT_JOB = (
+    "INSERT INTO jobs (job_id, backend, tags, state, created_at, updated_at, sub, name, spec, "
+    "uuid, job_dir, subjobs, attempt, reason, kill_requested, removing) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '', 0, 0)"
+)
+_CREATED = (
+    "INSERT INTO transitions (job_pk, attempt, old_state, new_state, at, reason, applied) "
+    "SELECT pk, 1, NULL, 'new', ?, 'created', 1 FROM jobs WHERE job_id = ? ORDER BY pk"
+)
 LIVE = tuple(s.value for s in ACTIVE if s != JobState.NEW)
 
 
@@ -74,62 +84,30 @@ class Registry:
 
     # ---------------------------------------------------------------- client writes
     def add(self, spec: JobSpec, subspecs: Sequence[JobSpec]) -> JobId:
-        """Store a new job (and its subjobs) in state ``new``; the monitor submits it."""
+        """Store a new job (and its subjobs) in state ``new``; the monitor submits it.
+
+        The hot path of one-at-a-time submits: plain SQL on the driver's cursor inside the
+        writer's transaction, three statements, no SQLAlchemy compilation (which cost three
+        quarters of a submit)."""
         now = time.time()
         with self._writer.begin() as conn:
-            job_id = identity.next_job_id(conn)
-            job_dir = self.work_dir / str(job_id)
-            base = {
-                "job_id": job_id,
-                "backend": spec.backend,
-                "tags": rows.encode_tags(spec.tags),
-                "state": JobState.NEW.value,
-                "attempt": 1,
-                "reason": "",
-                "kill_requested": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-            values = [
-                dict(
-                    base,
-                    sub=TOP,
-                    name=spec.name,
-                    spec=spec.to_json(),
-                    uuid=str(uuidlib.uuid4()),
-                    job_dir=str(job_dir),
-                    subjobs=len(subspecs),
-                )
-            ]
-            values += [
-                dict(
-                    base,
-                    sub=i,
-                    name=s.name,
-                    spec=s.to_json(),
-                    uuid=str(uuidlib.uuid4()),
-                    job_dir=str(job_dir / str(i)),
-                    subjobs=0,
-                )
-                for i, s in enumerate(subspecs)
-            ]
-            conn.execute(jobs.insert(), values)
-            pks = conn.execute(select(jobs.c.pk).where(jobs.c.job_id == job_id)).scalars().all()
-            conn.execute(
-                transitions.insert(),
-                [
-                    {
-                        "job_pk": pk,
-                        "attempt": 1,
-                        "old_state": None,
-                        "new_state": "new",
-                        "at": now,
-                        "reason": "created",
-                        "applied": True,
-                    }
-                    for pk in pks
-                ],
-            )
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                job_id = int(cursor.execute(identity.NEXT_JOB_ID_SQL).fetchone()[0])
+                job_dir = self.work_dir / str(job_id)
+                tags = rows.encode_tags(spec.tags)
+                common = (job_id, spec.backend, tags, JobState.NEW.value, now, now)
+                values = [
+                    (*common, TOP, spec.name, spec.to_json(), _uuid(), str(job_dir), len(subspecs))
+                ]
+                values += [
+                    (*common, i, s.name, s.to_json(), _uuid(), str(job_dir / str(i)), 0)
+                    for i, s in enumerate(subspecs)
+                ]
+                cursor.executemany(_INSERT_JOB, values)
+                cursor.execute(_CREATED, (now, job_id))
+            finally:
+                cursor.close()
         return JobId(job_id)
 
     def request_kill(self, ids: Sequence[JobId]) -> list[JobId]:
@@ -220,6 +198,16 @@ class Registry:
         if not found:
             raise NotFound(f"no job {job_id}")
         return found[0]
+
+    def get_many(self, ids: Sequence[JobId]) -> list[JobRecord]:
+        """These jobs, in the given order, in a few queries; ``NotFound`` names a missing one."""
+        found: dict[JobId, JobRecord] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), 200):
+            found.update((r.id, r) for r in self.select(Selection(ids=tuple(chunk))))
+        for job_id in ids:
+            if job_id not in found:
+                raise NotFound(f"no job {job_id}")
+        return [found[i] for i in ids]
 
     def select(self, selection: Selection, *, limit: int | None = None) -> list[JobRecord]:
         query = select(jobs).where(where(selection)).order_by(jobs.c.job_id, jobs.c.sub)
@@ -367,6 +355,11 @@ class Registry:
             ).all()
         return [rows.attempt_of(r) for r in claimed]
 
+    def intake(self, epoch: int) -> tuple[list[Attempt], list[Attempt], list[Path]]:
+        """What the monitor's intake asks, in one call: new jobs claimed, kill requests, and
+        the job dirs of tombstones it just deleted."""
+        return self.claim_new(epoch), self.kill_requests(), self.purge_removed(epoch)
+
     def active_attempts(self) -> list[Attempt]:
         """Every runnable job the monitor must watch (submitting included, for reconciling)."""
         query = select(jobs).where(jobs.c.subjobs == 0, jobs.c.state.in_(LIVE)).order_by(jobs.c.pk)
@@ -410,6 +403,10 @@ class Removal:
     pending: list[JobRecord]
 
 
+def _uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
 def _active_units(conn: Connection, job_id: int) -> int:
     query = select(func.count()).where(
         jobs.c.job_id == job_id, jobs.c.subjobs == 0, jobs.c.state.in_([s.value for s in ACTIVE])
@@ -432,6 +429,6 @@ def _fence(conn: Connection, epoch: int, now: float) -> None:
         raise LeaseLost(f"monitor lease epoch {epoch} was taken over by a newer monitor")
 
 
-def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
