@@ -38,7 +38,7 @@ def usage() -> dict[str, float]:
 def run_corral(n: int, max_cpus: int, each: bool = False) -> dict[str, float]:
     import corral
     import corral.monitor
-    import corral.registry.store  # noqa: F401 -- imports before the clock, as PSI/J's below
+    import corral.registry.store  # (imported before the clock starts, as PSI/J is below)
 
     home = Path(tempfile.mkdtemp(prefix="corral-bench-"))
     (home / "config.toml").write_text(
