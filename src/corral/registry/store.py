@@ -8,8 +8,6 @@ heartbeat ``WHERE epoch = :epoch`` and aborts with ``LeaseLost`` if a newer moni
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import time
 import uuid as uuidlib
@@ -20,12 +18,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, select, update
 
-from corral.errors import LeaseLost, NotFound, StateConflict
-from corral.records import Attempt, BackendHealth, JobId, JobRecord, Transition
-from corral.registry import health, identity, rows
+from corral.errors import NotFound, StateConflict
+from corral.records import Attempt, JobId, JobRecord, Transition
+from corral.registry import identity, rows
 from corral.registry.engine import open_engines
+from corral.registry.leases import LeaseRows, fence
 from corral.registry.rows import to_sub, where
-from corral.registry.schema import TOP, attempts, jobs, lease, transitions
+from corral.registry.schema import TOP, attempts, jobs, transitions
 from corral.registry.summary import LeaseInfo as LeaseInfo
 from corral.registry.updates import Update, apply_updates, archive_and_renew, refresh_masters
 from corral.selection import Selection
@@ -45,7 +44,7 @@ _CREATED = (
 LIVE = tuple(s.value for s in ACTIVE if s != JobState.NEW)
 
 
-class Registry:
+class Registry(LeaseRows):
     """Synchronous access to one registry file."""
 
     def __init__(self, path: Path, work_dir: Path) -> None:
@@ -184,7 +183,7 @@ class Registry:
                 return []  # the common case: one indexed read
         dirs: list[Path] = []
         with self._writer.begin() as conn:
-            _fence(conn, epoch, time.time())
+            fence(conn, epoch, time.time())
             for job_id, job_dir in conn.execute(waiting.add_columns(jobs.c.job_dir)).all():
                 if not _active_units(conn, job_id):
                     _delete_job(conn, job_id)
@@ -266,65 +265,6 @@ class Registry:
         return found
 
     # ---------------------------------------------------------------- monitor side
-    def acquire_lease(self, pid: int, version: str) -> int:
-        now = time.time()
-        with self._writer.begin() as conn:
-            epoch = int(conn.execute(select(lease.c.epoch).where(lease.c.id == 1)).scalar_one()) + 1
-            conn.execute(
-                update(lease)
-                .where(lease.c.id == 1)
-                .values(
-                    epoch=epoch,
-                    pid=pid,
-                    host=socket.gethostname(),
-                    version=version,
-                    acquired_at=now,
-                    heartbeat=now,
-                    released=False,
-                )
-            )
-        return epoch
-
-    def release_lease(self, epoch: int) -> None:
-        with self._writer.begin() as conn:
-            conn.execute(
-                update(lease).where(lease.c.id == 1, lease.c.epoch == epoch).values(released=True)
-            )
-
-    def lease_info(self) -> LeaseInfo:
-        with self._reader.begin() as conn:
-            m = conn.execute(select(lease).where(lease.c.id == 1)).one()._mapping
-        return LeaseInfo(
-            m["epoch"],
-            m["pid"],
-            m["host"],
-            m["version"],
-            m["acquired_at"],
-            m["heartbeat"],
-            bool(m["released"]),
-            m["last_error"],
-            m["last_error_at"],
-            m["last_error_pid"],
-        )
-
-    def put_backend_health(self, epoch: int, rows: Sequence[BackendHealth]) -> None:
-        """Upsert one health row per backend instance, fenced, in one transaction."""
-        now = time.time()
-        with self._writer.begin() as conn:
-            _fence(conn, epoch, now)
-            health.put_rows(conn, rows, now)
-
-    def backend_health(self) -> list[BackendHealth]:
-        with self._reader.begin() as conn:
-            return health.read_rows(conn)
-
-    def record_monitor_error(self, epoch: int | None, error: str, pid: int | None = None) -> None:
-        """Keep a monitor's fatal error (and its pid, default this process) on the lease row.
-        Fenced by ``epoch``; ``None`` writes unfenced, for a daemon that never held a lease."""
-        pid = os.getpid() if pid is None else pid
-        with self._writer.begin() as conn:
-            health.record_error(conn, epoch, error, pid, time.time())
-
     def claim_new(self, epoch: int, limit: int = 5000) -> list[Attempt]:
         """Move up to ``limit`` new runnable jobs to ``submitting`` (durable before acting)."""
         waiting = select(jobs.c.pk).where(jobs.c.state == "new", jobs.c.subjobs == 0)
@@ -333,7 +273,7 @@ class Registry:
                 return []  # the common case costs a read, not a write
         now = time.time()
         with self._writer.begin() as conn:
-            _fence(conn, epoch, now)
+            fence(conn, epoch, now)
             found = (
                 conn.execute(
                     select(jobs.c.uuid).where(
@@ -377,7 +317,7 @@ class Registry:
             return []
         now = time.time()
         with self._writer.begin() as conn:
-            _fence(conn, epoch, now)
+            fence(conn, epoch, now)
             first = int(
                 conn.execute(select(func.coalesce(func.max(transitions.c.seq), 0))).scalar_one()
             )
@@ -389,10 +329,6 @@ class Registry:
                 .order_by(transitions.c.seq)
             )
             return [rows.transition_of(r) for r in conn.execute(query)]
-
-    def heartbeat(self, epoch: int) -> None:
-        with self._writer.begin() as conn:
-            _fence(conn, epoch, time.time())
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,14 +355,6 @@ def _delete_job(conn: Connection, job_id: int) -> None:
     conn.execute(transitions.delete().where(transitions.c.job_pk.in_(pks)))
     conn.execute(attempts.delete().where(attempts.c.job_pk.in_(pks)))
     conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
-
-
-def _fence(conn: Connection, epoch: int, now: float) -> None:
-    result = conn.execute(
-        update(lease).where(lease.c.id == 1, lease.c.epoch == epoch).values(heartbeat=now)
-    )
-    if result.rowcount != 1:
-        raise LeaseLost(f"monitor lease epoch {epoch} was taken over by a newer monitor")
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
