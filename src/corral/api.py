@@ -16,7 +16,7 @@ import asyncio
 import concurrent.futures
 import functools
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -25,7 +25,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 from corral.config import Settings
 from corral.errors import CorralError
 from corral.records import Transition
-from corral.session import AsyncSession, MonitorMode
+from corral.session import AsyncSession, IdLike, MonitorMode
 from corral.watch import describe
 
 P = ParamSpec("P")
@@ -178,15 +178,29 @@ class Session:
     wait = blocking(AsyncSession.wait)
     peek = blocking(AsyncSession.peek)
     last_seq = blocking(AsyncSession.last_seq)
+    page = blocking(AsyncSession.page)
+    progress = blocking(AsyncSession.progress)
+    monitor_status = blocking(AsyncSession.monitor_status)
+    backend_status = blocking(AsyncSession.backend_status)
+    gc = blocking(AsyncSession.gc)
     output_path = staticmethod(AsyncSession.output_path)
 
     def changes(self, since: int | None = None) -> Iterator[Transition]:
         """Every transition stored after ``since``, blocking between them (see
         ``AsyncSession.changes``); close the iterator (or break out of it) to unsubscribe."""
-        stream = self._async.changes(since)
+        yield from self._iterate(self._async.changes(since))
+
+    def follow(self, job: IdLike, *, stderr: bool = False, poll: float = 0.2) -> Iterator[str]:
+        """A job's output as it grows, until it is final (see ``AsyncSession.follow``)."""
+        yield from self._iterate(self._async.follow(job, stderr=stderr, poll=poll))
+
+    def _iterate(self, stream: AsyncGenerator[T, None]) -> Iterator[T]:
         try:
             while True:
-                yield self._portal.call(_anext, stream)
+                try:
+                    yield self._portal.call(_anext, stream)
+                except StopAsyncIteration:
+                    return
         finally:
             if self._portal.running:
                 self._portal.call(stream.aclose)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -16,13 +15,17 @@ from corral.changes import ChangeFeed
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
 from corral.errors import InvalidInput, MonitorBusy, MonitorUnavailable, NotFound
+from corral.jobfiles import delete_dirs, read_from, tail_lines
+from corral.lock import holder
 from corral.monitor import Monitor
-from corral.records import JobId, JobRecord, Transition
+from corral.records import BackendHealth, JobId, JobRecord, Transition
 from corral.registry import Selection
 from corral.registry.aio import AsyncRegistry
+from corral.registry.status import MonitorStatus
+from corral.registry.store import Page
 from corral.spec import JobSpec, parse_spec
 from corral.splitters import split
-from corral.states import JobState
+from corral.states import FINAL, JobState
 from corral.watch import MonitorWatch, describe
 
 MonitorMode = Literal["inprocess", "daemon", "off"]
@@ -178,6 +181,40 @@ class AsyncSession:
         )
         return await self._reg.call(self._reg.sync.select, selection)
 
+    async def page(
+        self, selection: Selection | None = None, *, after: IdLike | None = None, limit: int = 100
+    ) -> Page:
+        """One page of the jobs matching ``selection`` (default: every top-level job), with
+        the per-state counts of the whole selection; pass ``page.next_after`` as ``after`` for
+        the next one (keyset paging: as fast at the end of 100,000 jobs as at the start)."""
+        if limit < 1:
+            raise InvalidInput(f"limit: expected a whole number >= 1, got {limit}")
+        start = None if after is None else as_id(after)
+        return await self._reg.call(self._reg.sync.page, selection or Selection(), start, limit)
+
+    async def progress(self, jobs: IdLike | Iterable[IdLike] | Selection) -> dict[JobState, int]:
+        """How many runnable units of these jobs are in each state (a master counts its
+        subjobs, a plain job itself): what a progress bar shows."""
+        ids = await self.resolve(jobs)
+        counts: dict[JobState, int] = {}
+        for record in await self._reg.call(self._reg.sync.get_many, ids):
+            for state, n in (record.counts or {record.state: 1}).items():
+                counts[state] = counts.get(state, 0) + n
+        return counts
+
+    async def monitor_status(self) -> MonitorStatus:
+        """Who drives this registry: the lock's holder, the lease row, the active jobs and
+        each backend's last health (what ``corral monitor --status`` and a dashboard show)."""
+        pid = await asyncio.to_thread(holder, self.settings.lock_path)
+        lease = await self._reg.call(self._reg.sync.lease_info)
+        active = await self._reg.call(self._reg.sync.count_active)
+        health = await self._reg.call(self._reg.sync.backend_health)
+        return MonitorStatus(pid is not None, pid, lease, active, health)
+
+    async def backend_status(self) -> list[BackendHealth]:
+        """Each backend instance's health as the monitor last wrote it."""
+        return await self._reg.call(self._reg.sync.backend_health)
+
     async def subjobs(self, job: IdLike) -> list[JobRecord]:
         return await self._reg.call(self._reg.sync.subjobs, as_id(job).job)
 
@@ -222,8 +259,15 @@ class AsyncSession:
         removal = await self._reg.call(self._reg.sync.remove, ids, force=force)
         if removal.pending:
             await self._after_write()
-        await asyncio.to_thread(_delete_dirs, [r.job_dir for r in removal.removed])
+        await asyncio.to_thread(delete_dirs, [r.job_dir for r in removal.removed])
         return sorted(removal.removed + removal.pending, key=lambda r: r.id.job)
+
+    async def gc(self, older_than: float, *, dry_run: bool = False) -> list[JobRecord]:
+        """Remove final jobs created more than ``older_than`` seconds ago (with their dirs)."""
+        found = await self.select(Selection(states=tuple(sorted(FINAL)), older_than=older_than))
+        if dry_run or not found:
+            return found
+        return await self.remove([r.id for r in found])
 
     async def wait(
         self,
@@ -262,7 +306,24 @@ class AsyncSession:
         if record.is_master:
             raise InvalidInput(f"job {record.id} has subjobs; peek one of them, e.g. {record.id}.0")
         path = self.output_path(record, "stderr" if stderr else "stdout")
-        return await asyncio.to_thread(_tail, path, lines)
+        return await asyncio.to_thread(tail_lines, path, lines)
+
+    async def follow(
+        self, job: IdLike, *, stderr: bool = False, poll: float = 0.2
+    ) -> AsyncGenerator[str, None]:
+        """A job's stdout (or stderr) as it grows, from the start, until the job is final."""
+        record = await self.get(job)
+        path = self.output_path(record, "stderr" if stderr else "stdout")
+        offset = 0
+        while True:
+            record = await self.get(record.id)
+            chunk, offset = await asyncio.to_thread(read_from, path, offset)
+            if chunk:
+                yield chunk
+            elif record.state.final:
+                return
+            else:
+                await asyncio.sleep(poll)
 
     @staticmethod
     def output_path(record: JobRecord, stream: str) -> Path:
@@ -298,24 +359,6 @@ class AsyncSession:
             if change.applied:
                 for callback in self._callbacks:
                     callback(change)
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            data = handle.read().decode(errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(data.splitlines()[-lines:]) + ("\n" if data else "")
-
-
-def _delete_dirs(paths: Sequence[Path | None]) -> None:
-    for path in paths:
-        if path is not None:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def check_backend(settings: Settings, spec: JobSpec) -> None:

@@ -100,6 +100,13 @@ def _ls_json(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> st
     return '{"schema": 1, "jobs": ' + jobs + ', "backends_down": ' + down + "}\n"
 
 
+_ANSI = {"completed": "32", "failed": "31", "killed": "35", "running": "36", "completing": "36"}
+STATE_COLORS = {
+    state: (f"\x1b[{code}m", "\x1b[0m") for state, code in {**_ANSI, "unknown": "33"}.items()
+}
+"""How a terminal shows a state in ``corral ls`` (the registry's SQL only pastes these)."""
+
+
 def _ls_table(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> str:
     if conn is None:
         return summary.listing_header(summary.Widths(2, 4, 10, 7, 4)) + "\n"
@@ -109,8 +116,8 @@ def _ls_table(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> s
     down = _read(path, summary.down_backends, conn)  # a few rows: "slurm (down)" in BACKEND
     if down:
         w = replace(w, backend=max(w.backend, *(len(n) + len(summary.DOWN_MARK) for n in down)))
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    body = _read(path, lambda c: summary.listing(c, filt, now, w, color, down=down), conn)
+    styles = STATE_COLORS if sys.stdout.isatty() and "NO_COLOR" not in os.environ else None
+    body = _read(path, lambda c: summary.listing(c, filt, now, w, styles, down=down), conn)
     return summary.listing_header(w) + "\n" + (body + "\n" if body else "")
 
 

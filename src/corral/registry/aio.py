@@ -1,4 +1,5 @@
-"""The registry seen from the event loop: every call runs on one dedicated thread."""
+"""The registry seen from the event loop: every call runs on one dedicated thread, through the
+``RegistryStore`` seam (``corral.registry.interface``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from types import TracebackType
 from typing import ParamSpec, TypeVar
 
 from corral.registry.engine import storage_full
-from corral.registry.store import Registry
+from corral.registry.interface import RegistryStore, open_store
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -25,16 +26,16 @@ class AsyncRegistry:
         self._path = path
         self._work_dir = work_dir
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="corral-db")
-        self._sync: Registry | None = None
+        self._sync: RegistryStore | None = None
 
     @property
-    def sync(self) -> Registry:
+    def sync(self) -> RegistryStore:
         if self._sync is None:
             raise RuntimeError("registry is not open")
         return self._sync
 
     async def __aenter__(self) -> AsyncRegistry:
-        self._sync = await self._run(Registry, self._path, self._work_dir)
+        self._sync = await self._run(open_store, self._path, self._work_dir)
         return self
 
     async def __aexit__(

@@ -127,3 +127,14 @@ def from_latest_monitor(health: BackendHealth, lease: LeaseInfo | None) -> bool:
     """Written since the last lease acquisition, i.e. by the latest monitor (running or not)."""
     acquired = lease.acquired_at if lease is not None else None
     return acquired is None or health.updated_at >= acquired
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorStatus:
+    """``AsyncSession.monitor_status``: ``running`` means a process holds the monitor lock."""
+
+    running: bool
+    pid: int | None
+    lease: LeaseInfo
+    active: int
+    backends: list[BackendHealth]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from corral.errors import NotFound, StateConflict
 from corral.records import Attempt, JobId, JobRecord, Transition
@@ -218,6 +218,32 @@ class Registry(LeaseRows):
             counts = self._counts(conn, masters)
         return [rows.job_record(r, counts.get(r.job_id) if r.subjobs else None) for r in found]
 
+    def page(self, selection: Selection, after: JobId | None, limit: int) -> Page:
+        """One page of a listing, keyset-paged (the next starts after the last id, so a page
+        costs the same at the end of 100,000 jobs as at the start), with the number of
+        matching top-level jobs in each state over the whole selection."""
+        query = select(jobs).where(where(selection))
+        if after is not None:
+            query = query.where(
+                or_(
+                    jobs.c.job_id > after.job,
+                    and_(jobs.c.job_id == after.job, jobs.c.sub > to_sub(after.sub)),
+                )
+            )
+        query = query.order_by(jobs.c.job_id, jobs.c.sub).limit(limit + 1)
+        counting = select(jobs.c.state, func.count()).where(where(selection))
+        with self._reader.begin() as conn:
+            found = conn.execute(query).all()
+            counts = {JobState(s): n for s, n in conn.execute(counting.group_by(jobs.c.state))}
+            masters = [r.job_id for r in found[:limit] if r.subjobs > 0]
+            sub_counts = self._counts(conn, masters)
+        records = [
+            rows.job_record(r, sub_counts.get(r.job_id) if r.subjobs else None)
+            for r in found[:limit]
+        ]
+        more = len(found) > limit and bool(records)
+        return Page(records, counts, records[-1].id if more else None)
+
     def subjobs(self, job_id: int) -> list[JobRecord]:
         query = select(jobs).where(jobs.c.job_id == job_id, jobs.c.sub != TOP).order_by(jobs.c.sub)
         with self._reader.begin() as conn:
@@ -329,6 +355,16 @@ class Registry(LeaseRows):
                 .order_by(transitions.c.seq)
             )
             return [rows.transition_of(r) for r in conn.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing: its jobs, the per-state counts of the whole selection, and the
+    id to pass as ``after`` for the next page (None on the last)."""
+
+    jobs: list[JobRecord]
+    counts: dict[JobState, int]
+    next_after: JobId | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,14 +178,6 @@ def widths(conn: sqlite3.Connection, subjob_ids: bool = False) -> Widths:
     )
 
 
-_COLORS = {
-    "completed": "32",
-    "failed": "31",
-    "killed": "35",
-    "running": "36",
-    "completing": "36",
-    "unknown": "33",
-}
 _AGE = (
     "CASE WHEN t.a < 60 THEN t.a || 's' WHEN t.a < 3600 THEN (t.a / 60) || 'm' "
     "WHEN t.a < 86400 THEN (t.a / 3600) || 'h' ELSE (t.a / 86400) || 'd' END"
@@ -197,7 +189,7 @@ def listing(
     filt: Selection,
     now: float,
     w: Widths,
-    color: bool = False,
+    styles: Mapping[str, tuple[str, str]] | None = None,
     down: Collection[str] = (),
 ) -> str:
     """The lines of ``corral ls`` (under ``listing_header``), formatted by SQLite and returned
@@ -206,7 +198,9 @@ def listing(
     For a master, DONE is completed/total subjobs, FAIL counts failed and killed ones, RUN
     running ones and WAIT the rest; a plain job leaves them blank (its STATE says it all).
     The counts come from a correlated subquery, so only masters pay for them. A backend in
-    ``down`` (see ``down_backends``) shows as ``slurm (down)``.
+    ``down`` (see ``down_backends``) shows as ``slurm (down)``. ``styles`` wraps a state's
+    padded text in the caller's (prefix, suffix), e.g. a terminal's colours: presentation
+    comes from the caller, as parameters; the SQL only pastes it.
     """
     where, params = sql_where(filt, now)
     backend, backend_params = "t.backend", []
@@ -219,13 +213,7 @@ def listing(
     if w.cut_names:
         cut = f"substr(t.name, 1, {w.name - 1}) || '…'"
         name = f"CASE WHEN length(t.name) > {w.name} THEN {cut} ELSE t.name END"
-    state = "t.state"
-    if color:
-        codes = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _COLORS.items())
-        state = (
-            f"printf('%s[%sm%-{w.state}s%s[0m', char(27), CASE t.state {codes} ELSE '0' END, "
-            "t.state, char(27))"
-        )
+    state, style_params = _styled_state(styles, w.state)
     counts = (
         f"(SELECT printf('%{cw}d/%-{cw}d  %{cw}d  %{cw}d  %{cw}d', sum(s.state = 'completed'), "
         "count(*), sum(s.state IN ('failed', 'killed')), "
@@ -248,9 +236,24 @@ def listing(
         f"  CAST(? - created_at AS INTEGER) AS a FROM jobs AS t WHERE {where}) AS t "
         "  ORDER BY t.job_id, t.sub)"
     )
-    # Placeholders in text order: the line's (backend marks) come before the subquery's.
-    found = conn.execute(query, [*backend_params, now, *params]).fetchone()[0]
+    # Placeholders in text order: the line's (state styles, backend marks), then the subquery's.
+    found = conn.execute(query, [*style_params, *backend_params, now, *params]).fetchone()[0]
     return found or ""
+
+
+def _styled_state(
+    styles: Mapping[str, tuple[str, str]] | None, width: int
+) -> tuple[str, list[str]]:
+    """The STATE column's SQL and its parameters: the padded state, in the caller's style."""
+    if not styles:
+        return "t.state", []
+    cases = " ".join(["WHEN ? THEN ?"] * len(styles))
+    sql = (
+        f"CASE t.state {cases} ELSE '' END || printf('%-{width}s', t.state) || "
+        f"CASE t.state {cases} ELSE '' END"
+    )
+    params = [v for k, (pre, _) in styles.items() for v in (k, pre)]
+    return sql, params + [v for k, (_, post) in styles.items() for v in (k, post)]
 
 
 def listing_header(w: Widths) -> str:
