@@ -67,6 +67,13 @@ class RegistryError(CorralError):
     transient: bool = False
 
 
+class WriteConflict(RegistryError):
+    """Another writer changed a row between this transaction's read and its compare-and-set
+    write; nothing was written, and the registry retries the transaction."""
+
+    transient = True
+
+
 class BackendError(CorralError):
     """A backend failed. ``transient`` tells whether retrying may help."""
 

@@ -8,17 +8,19 @@ heartbeat ``WHERE epoch = :epoch`` and aborts with ``LeaseLost`` if a newer moni
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
 import uuid as uuidlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.exc import OperationalError
 
-from corral.errors import NotFound, StateConflict
+from corral.errors import NotFound, StateConflict, WriteConflict
 from corral.records import Attempt, JobId, JobRecord, Transition
 from corral.registry import identity, rows
 from corral.registry.engine import open_engines
@@ -32,6 +34,8 @@ from corral.spec import JobSpec
 from corral.states import ACTIVE, JobState
 
 T = TypeVar("T")
+WRITE_RETRIES = 50
+_SQLITE_BUSY = 5
 _INSERT_JOB = (
     "INSERT INTO jobs (job_id, backend, tags, state, created_at, updated_at, sub, name, spec, "
     "uuid, job_dir, subjobs, attempt, reason, kill_requested, removing) "
@@ -47,10 +51,11 @@ LIVE = tuple(s.value for s in ACTIVE if s != JobState.NEW)
 class Registry(LeaseRows):
     """Synchronous access to one registry file."""
 
-    def __init__(self, path: Path, work_dir: Path) -> None:
+    def __init__(self, path: Path, work_dir: Path, *, deferred_writes: bool = False) -> None:
         self.path = path
         self.work_dir = work_dir
-        self._writer, self._reader = open_engines(path)
+        begin = "BEGIN" if deferred_writes else "BEGIN IMMEDIATE"
+        self._writer, self._reader = open_engines(path, begin)
         self.registry_uuid = identity.ensure(self._writer)
         # PRAGMA data_version is per connection: keep one open to ask "anything new?" cheaply.
         self._probe = sqlite3.connect(path, timeout=60, check_same_thread=False)
@@ -111,8 +116,9 @@ class Registry(LeaseRows):
 
     def request_kill(self, ids: Sequence[JobId]) -> list[JobId]:
         """Flag active runnable jobs for the monitor to cancel; ``new`` ones are killed here."""
-        with self._writer.begin() as conn:
-            return self._kill_rows(conn, self._runnable(conn, ids), time.time())
+        return self._write(
+            lambda conn: self._kill_rows(conn, self._runnable(conn, ids), time.time())
+        )
 
     @staticmethod
     def _kill_rows(conn: Connection, found: Sequence[Any], now: float) -> list[JobId]:
@@ -136,23 +142,41 @@ class Registry(LeaseRows):
         wanted = {JobState.FAILED, JobState.KILLED} | (
             {JobState.COMPLETED} if include_all else set()
         )
-        touched: list[JobId] = []
-        with self._writer.begin() as conn:
+
+        def renew(conn: Connection) -> list[JobId]:
+            touched: list[JobId] = []
             for row in self._runnable(conn, ids):
                 if JobState(row.state) in wanted:
                     archive_and_renew(conn, row, now, "resubmitted by user")
                     touched.append(JobId(row.job_id, rows.from_sub(row.sub)))
             refresh_masters(conn, {t.job for t in touched}, now)
-        return touched
+            return touched
+
+        return self._write(renew)
+
+    def _write(self, body: Callable[[Connection], T]) -> T:
+        """Run ``body`` in a write transaction, again if another writer won a race: a
+        compare-and-set that found the row changed (``WriteConflict``), or SQLite refusing to
+        upgrade a deferred transaction's stale snapshot to a write (``SQLITE_BUSY``)."""
+        for attempt in range(WRITE_RETRIES):
+            try:
+                with self._writer.begin() as conn:
+                    return body(conn)
+            except (WriteConflict, OperationalError) as exc:
+                if attempt == WRITE_RETRIES - 1 or not _lost_race(exc):
+                    raise
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # de-synchronise the racers
+        raise AssertionError("unreachable")
 
     def remove(self, ids: Sequence[JobId], *, force: bool = False) -> Removal:
         """Delete top-level jobs (their subjobs, history). With ``force``, a job with active
         units is killed and left as a tombstone (hidden from every selection) that the monitor
         deletes once every unit is final (``purge_removed``): nothing is left running with no
         record of it."""
-        result = Removal([], [])
         now = time.time()
-        with self._writer.begin() as conn:
+
+        def delete(conn: Connection) -> Removal:
+            result = Removal([], [])
             for job_id in sorted({i.job for i in ids}):
                 members = conn.execute(
                     select(jobs).where(jobs.c.job_id == job_id, jobs.c.removing.is_(False))
@@ -173,7 +197,9 @@ class Registry(LeaseRows):
                         continue
                 result.removed.append(rows.job_record(top))
                 _delete_job(conn, job_id)
-        return result
+            return result
+
+        return self._write(delete)
 
     def purge_removed(self, epoch: int) -> list[Path]:
         """Delete the tombstoned jobs whose units are all final now; return their job dirs."""
@@ -373,6 +399,13 @@ class Removal:
 
     removed: list[JobRecord]
     pending: list[JobRecord]
+
+
+def _lost_race(exc: Exception) -> bool:
+    if isinstance(exc, WriteConflict):
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == _SQLITE_BUSY
 
 
 def _uuid() -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from corral.errors import RegistryError
+from corral.errors import WriteConflict
 from corral.records import Observation
 from corral.registry.schema import TOP, attempts, jobs, transitions
 from corral.spec import spec_from_json
@@ -31,8 +31,9 @@ _ROW_COLUMNS = (
 )  # fmt: skip
 
 # One statement for every row, so SQLAlchemy compiles it once and the batch is one executemany.
-# The WHERE is a compare-and-set; inside BEGIN IMMEDIATE nobody can write between our read and
-# this update, so a short row count means a bug, and the transaction is rolled back.
+# The WHERE is a compare-and-set: a short row count means another writer got between our read
+# and this update (possible where a transaction cannot take the write lock up front), and the
+# transaction is rolled back and retried (``Registry._write``).
 _CAS = (
     update(jobs)
     .where(
@@ -80,7 +81,7 @@ def apply_updates(conn: Connection, updates: Sequence[Update], now: float) -> No
     if params:
         result = conn.execute(_CAS, params)
         if result.rowcount != len(params):
-            raise RegistryError("a job changed under a write transaction; nothing was applied")
+            raise WriteConflict("a job changed under a write transaction; nothing was applied")
     if events:
         conn.execute(transitions.insert(), events)
     _retry_failed(conn, [rows[u] for u in dirty if rows[u].state == JobState.FAILED.value], now)
@@ -153,9 +154,9 @@ def archive_and_renew(conn: Connection, row: Any, now: float, reason: str) -> No
             ended_at=now,
         )
     )
-    conn.execute(
+    renewed = conn.execute(
         update(jobs)
-        .where(jobs.c.pk == row.pk)
+        .where(jobs.c.pk == row.pk, jobs.c.attempt == row.attempt, jobs.c.state == row.state)
         .values(
             attempt=row.attempt + 1,
             uuid=str(uuidlib.uuid4()),
@@ -168,6 +169,8 @@ def archive_and_renew(conn: Connection, row: Any, now: float, reason: str) -> No
             updated_at=now,
         )
     )
+    if renewed.rowcount != 1:  # compare-and-set: someone else renewed or moved it first
+        raise WriteConflict(f"job {row.job_id} changed under a write transaction")
     conn.execute(
         transitions.insert().values(
             job_pk=row.pk,
