@@ -25,7 +25,8 @@ def upgrade() -> None:
     op.add_column(
         "jobs", sa.Column("removing", sa.Boolean, nullable=False, server_default=sa.false())
     )
-    op.create_index("ix_jobs_removing", "jobs", ["removing"])
+    # partial: never chosen for "removing = 0", which every listing filters on
+    op.create_index("ix_jobs_removing", "jobs", ["removing"], sqlite_where=sa.text("removing = 1"))
     # SQLite cannot add AUTOINCREMENT to a table: copy it into a new one (keeping every seq, so
     # sqlite_sequence starts above the highest number ever stored that is still there).
     op.create_table(
