@@ -36,6 +36,8 @@ C = TypeVar("C")
 class SessionStopped(CorralError):
     """The session's event loop or its background tasks stopped; open a new ``Session``."""
 
+    kind = "unavailable"
+
 
 class Portal(Generic[C]):
     """An event loop on its own thread, hosting one async context manager for its lifetime."""

@@ -18,11 +18,10 @@ from corral.errors import InvalidInput, MonitorBusy, MonitorUnavailable, NotFoun
 from corral.jobfiles import delete_dirs, read_from, tail_lines
 from corral.lock import holder
 from corral.monitor import Monitor
-from corral.records import BackendHealth, JobId, JobRecord, Transition
+from corral.records import BackendHealth, JobId, JobRecord, Page, Transition
 from corral.registry import Selection
 from corral.registry.aio import AsyncRegistry
 from corral.registry.status import MonitorStatus
-from corral.registry.store import Page
 from corral.spec import JobSpec, parse_spec
 from corral.splitters import split
 from corral.states import FINAL, JobState

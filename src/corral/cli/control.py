@@ -6,7 +6,7 @@ go through the async session, which makes sure a monitor runs to act on them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -30,6 +30,7 @@ from corral.cli.common import (
 from corral.errors import InvalidInput, NotFound, StateConflict
 from corral.selection import Selection
 from corral.states import FINAL
+from corral.views import removed_view
 
 if TYPE_CHECKING:
     from corral.config import Settings
@@ -203,7 +204,7 @@ async def _remove(
 
 def _say_removed(removed: list[JobRecord], dry_run: bool, as_json: bool) -> None:
     if as_json:
-        emit_json({"dry_run": dry_run, "removed": [_removed_json(r) for r in removed]})
+        emit_json({"dry_run": dry_run, "removed": [removed_view(r) for r in removed]})
         return
     if not removed:
         print("nothing to remove")
@@ -215,13 +216,3 @@ def _say_removed(removed: list[JobRecord], dry_run: bool, as_json: bool) -> None
             f"{verb} job {r.id} ({r.name}, {r.state.value}): registry rows{subs} with their "
             f"history; job dir {r.job_dir or '-'}"
         )
-
-
-def _removed_json(r: JobRecord) -> dict[str, Any]:
-    return {
-        "id": str(r.id),
-        "name": r.name,
-        "state": r.state.value,
-        "subjobs": r.subjobs,
-        "job_dir": str(r.job_dir) if r.job_dir else None,
-    }

@@ -25,8 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from corral.records import Attempt, BackendHealth, JobId, JobRecord, Transition
-from corral.registry.store import Page, Removal
+from corral.records import Attempt, BackendHealth, JobId, JobRecord, Page, Removal, Transition
 from corral.registry.summary import LeaseInfo
 from corral.registry.updates import Update
 from corral.selection import Selection

@@ -1,5 +1,6 @@
-"""The monitor's lease (one monitor per registry, fenced writes) and backend health rows:
-the part of ``Registry`` only a monitor and its status readers use."""
+"""The monitor's side of ``Registry``: its lease (one monitor per registry; every write fenced
+by the lease epoch), claiming new jobs, applying a cycle's observations, and the backend health
+rows."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import socket
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from corral.errors import LeaseLost
-from corral.records import BackendHealth
-from corral.registry import health
-from corral.registry.schema import lease
+from corral.records import Attempt, BackendHealth, Transition
+from corral.registry import health, rows
+from corral.registry.schema import jobs, lease, transitions
 from corral.registry.summary import LeaseInfo
+from corral.registry.updates import Update, apply_updates
+from corral.states import JobState
 
 
 class LeaseRows:
@@ -22,6 +25,55 @@ class LeaseRows:
 
     _writer: Engine
     _reader: Engine
+
+    def claim_new(self, epoch: int, limit: int = 5000) -> list[Attempt]:
+        """Move up to ``limit`` new runnable jobs to ``submitting`` (durable before acting)."""
+        waiting = select(jobs.c.pk).where(jobs.c.state == "new", jobs.c.subjobs == 0)
+        with self._reader.begin() as conn:
+            if conn.execute(waiting.limit(1)).first() is None:
+                return []  # the common case costs a read, not a write
+        now = time.time()
+        with self._writer.begin() as conn:
+            fence(conn, epoch, now)
+            found = (
+                conn.execute(
+                    select(jobs.c.uuid).where(
+                        jobs.c.pk.in_(waiting.order_by(jobs.c.pk).limit(limit))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not found:
+                return []
+            apply_updates(
+                conn, [Update(u, JobState.SUBMITTING, "claimed by monitor") for u in found], now
+            )
+            claimed = conn.execute(
+                select(jobs)
+                .where(jobs.c.uuid.in_(found), jobs.c.state == "submitting")
+                .order_by(jobs.c.pk)
+            ).all()
+        return [rows.attempt_of(r) for r in claimed]
+
+    def apply(self, epoch: int, updates: Sequence[Update]) -> list[Transition]:
+        """Apply a cycle's observations in one fenced transaction; return what changed."""
+        if not updates:
+            return []
+        now = time.time()
+        with self._writer.begin() as conn:
+            fence(conn, epoch, now)
+            first = int(
+                conn.execute(select(func.coalesce(func.max(transitions.c.seq), 0))).scalar_one()
+            )
+            apply_updates(conn, updates, now)
+            query = (
+                select(transitions, jobs.c.job_id, jobs.c.sub)
+                .join(jobs, jobs.c.pk == transitions.c.job_pk)
+                .where(transitions.c.seq > first)
+                .order_by(transitions.c.seq)
+            )
+            return [rows.transition_of(r) for r in conn.execute(query)]
 
     def acquire_lease(self, pid: int, version: str) -> int:
         now = time.time()

@@ -13,7 +13,6 @@ import sqlite3
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,21 +20,28 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from corral.errors import NotFound, StateConflict, WriteConflict
-from corral.records import Attempt, JobId, JobRecord, Transition
+from corral.records import Attempt, JobId, JobRecord, Page, Removal, Transition
 from corral.registry import identity, rows
 from corral.registry.engine import open_engines
 from corral.registry.leases import LeaseRows, fence
 from corral.registry.rows import to_sub, where
-from corral.registry.schema import TOP, attempts, jobs, transitions
+from corral.registry.schema import TOP, jobs, transitions
 from corral.registry.summary import LeaseInfo as LeaseInfo
-from corral.registry.updates import Update, apply_updates, archive_and_renew, refresh_masters
+from corral.registry.updates import (
+    Update,
+    active_units,
+    apply_updates,
+    archive_and_renew,
+    delete_job,
+    lost_race,
+    refresh_masters,
+)
 from corral.selection import Selection
 from corral.spec import JobSpec
 from corral.states import ACTIVE, JobState
 
 T = TypeVar("T")
 WRITE_RETRIES = 50
-_SQLITE_BUSY = 5
 _INSERT_JOB = (
     "INSERT INTO jobs (job_id, backend, tags, state, created_at, updated_at, sub, name, spec, "
     "uuid, job_dir, subjobs, attempt, reason, kill_requested, removing) "
@@ -102,10 +108,26 @@ class Registry(LeaseRows):
                 tags = rows.encode_tags(spec.tags)
                 common = (job_id, spec.backend, tags, JobState.NEW.value, now, now)
                 values = [
-                    (*common, TOP, spec.name, spec.to_json(), _uuid(), str(job_dir), len(subspecs))
+                    (
+                        *common,
+                        TOP,
+                        spec.name,
+                        spec.to_json(),
+                        _uuid(),
+                        str(job_dir),
+                        len(subspecs),
+                    )
                 ]
                 values += [
-                    (*common, i, s.name, s.to_json(), _uuid(), str(job_dir / str(i)), 0)
+                    (
+                        *common,
+                        i,
+                        s.name,
+                        s.to_json(),
+                        _uuid(),
+                        str(job_dir / str(i)),
+                        0,
+                    )
                     for i, s in enumerate(subspecs)
                 ]
                 cursor.executemany(_INSERT_JOB, values)
@@ -163,7 +185,7 @@ class Registry(LeaseRows):
                 with self._writer.begin() as conn:
                     return body(conn)
             except (WriteConflict, OperationalError) as exc:
-                if attempt == WRITE_RETRIES - 1 or not _lost_race(exc):
+                if attempt == WRITE_RETRIES - 1 or not lost_race(exc):
                     raise
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # de-synchronise the racers
         raise AssertionError("unreachable")
@@ -192,11 +214,11 @@ class Registry(LeaseRows):
                 if active:
                     self._kill_rows(conn, active, now)
                     conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(removing=True))
-                    if _active_units(conn, job_id):
+                    if active_units(conn, job_id):
                         result.pending.append(rows.job_record(top))
                         continue
                 result.removed.append(rows.job_record(top))
-                _delete_job(conn, job_id)
+                delete_job(conn, job_id)
             return result
 
         return self._write(delete)
@@ -213,8 +235,8 @@ class Registry(LeaseRows):
         with self._writer.begin() as conn:
             fence(conn, epoch, time.time())
             for job_id, job_dir in conn.execute(waiting.add_columns(jobs.c.job_dir)).all():
-                if not _active_units(conn, job_id):
-                    _delete_job(conn, job_id)
+                if not active_units(conn, job_id):
+                    delete_job(conn, job_id)
                     if job_dir:
                         dirs.append(Path(job_dir))
         return dirs
@@ -319,36 +341,6 @@ class Registry(LeaseRows):
         return found
 
     # ---------------------------------------------------------------- monitor side
-    def claim_new(self, epoch: int, limit: int = 5000) -> list[Attempt]:
-        """Move up to ``limit`` new runnable jobs to ``submitting`` (durable before acting)."""
-        waiting = select(jobs.c.pk).where(jobs.c.state == "new", jobs.c.subjobs == 0)
-        with self._reader.begin() as conn:
-            if conn.execute(waiting.limit(1)).first() is None:
-                return []  # the common case costs a read, not a write
-        now = time.time()
-        with self._writer.begin() as conn:
-            fence(conn, epoch, now)
-            found = (
-                conn.execute(
-                    select(jobs.c.uuid).where(
-                        jobs.c.pk.in_(waiting.order_by(jobs.c.pk).limit(limit))
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if not found:
-                return []
-            apply_updates(
-                conn, [Update(u, JobState.SUBMITTING, "claimed by monitor") for u in found], now
-            )
-            claimed = conn.execute(
-                select(jobs)
-                .where(jobs.c.uuid.in_(found), jobs.c.state == "submitting")
-                .order_by(jobs.c.pk)
-            ).all()
-        return [rows.attempt_of(r) for r in claimed]
-
     def intake(self, epoch: int) -> tuple[list[Attempt], list[Attempt], list[Path]]:
         """What the monitor's intake asks, in one call: new jobs claimed, kill requests, and
         the job dirs of tombstones it just deleted."""
@@ -365,67 +357,9 @@ class Registry(LeaseRows):
         with self._reader.begin() as conn:
             return [rows.attempt_of(r) for r in conn.execute(query)]
 
-    def apply(self, epoch: int, updates: Sequence[Update]) -> list[Transition]:
-        """Apply a cycle's observations in one fenced transaction; return what changed."""
-        if not updates:
-            return []
-        now = time.time()
-        with self._writer.begin() as conn:
-            fence(conn, epoch, now)
-            first = int(
-                conn.execute(select(func.coalesce(func.max(transitions.c.seq), 0))).scalar_one()
-            )
-            apply_updates(conn, updates, now)
-            query = (
-                select(transitions, jobs.c.job_id, jobs.c.sub)
-                .join(jobs, jobs.c.pk == transitions.c.job_pk)
-                .where(transitions.c.seq > first)
-                .order_by(transitions.c.seq)
-            )
-            return [rows.transition_of(r) for r in conn.execute(query)]
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a listing: its jobs, the per-state counts of the whole selection, and the
-    id to pass as ``after`` for the next page (None on the last)."""
-
-    jobs: list[JobRecord]
-    counts: dict[JobState, int]
-    next_after: JobId | None
-
-
-@dataclass(frozen=True, slots=True)
-class Removal:
-    """What ``Registry.remove`` did: deleted now, or killed and left as a tombstone."""
-
-    removed: list[JobRecord]
-    pending: list[JobRecord]
-
-
-def _lost_race(exc: Exception) -> bool:
-    if isinstance(exc, WriteConflict):
-        return True
-    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
-    return code is not None and code & 0xFF == _SQLITE_BUSY
-
 
 def _uuid() -> str:
     return str(uuidlib.uuid4())
-
-
-def _active_units(conn: Connection, job_id: int) -> int:
-    query = select(func.count()).where(
-        jobs.c.job_id == job_id, jobs.c.subjobs == 0, jobs.c.state.in_([s.value for s in ACTIVE])
-    )
-    return int(conn.execute(query).scalar_one())
-
-
-def _delete_job(conn: Connection, job_id: int) -> None:
-    pks = select(jobs.c.pk).where(jobs.c.job_id == job_id).scalar_subquery()
-    conn.execute(transitions.delete().where(transitions.c.job_pk.in_(pks)))
-    conn.execute(attempts.delete().where(attempts.c.job_pk.in_(pks)))
-    conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:

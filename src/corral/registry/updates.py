@@ -19,7 +19,9 @@ from corral.errors import WriteConflict
 from corral.records import Observation
 from corral.registry.schema import TOP, attempts, jobs, transitions
 from corral.spec import spec_from_json
-from corral.states import JobState, decide, master_state
+from corral.states import ACTIVE, JobState, decide, master_state
+
+SQLITE_BUSY = 5
 
 Update = Observation
 """What the registry applies: a backend's observation or a monitor decision, keyed by uuid."""
@@ -220,3 +222,24 @@ def refresh_masters(conn: Connection, job_ids: Iterable[int], now: float | None 
                 applied=True,
             )
         )
+
+
+def lost_race(exc: Exception) -> bool:
+    if isinstance(exc, WriteConflict):
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == SQLITE_BUSY
+
+
+def active_units(conn: Connection, job_id: int) -> int:
+    query = select(func.count()).where(
+        jobs.c.job_id == job_id, jobs.c.subjobs == 0, jobs.c.state.in_([s.value for s in ACTIVE])
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def delete_job(conn: Connection, job_id: int) -> None:
+    pks = select(jobs.c.pk).where(jobs.c.job_id == job_id).scalar_subquery()
+    conn.execute(transitions.delete().where(transitions.c.job_pk.in_(pks)))
+    conn.execute(attempts.delete().where(attempts.c.job_pk.in_(pks)))
+    conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
