@@ -1,12 +1,17 @@
 """Local throughput: corral vs PSI/J's local executor, side by side (a benchmark, not a test).
 
-For N echo jobs (default 200 and 1000): submit them as one sweep, persist, wait until every job is
-seen completed, then read the final states back from a fresh process. Each configuration runs in
-its own fresh interpreter, alternating corral and PSI/J, three times; the median is reported with
-jobs/s, CPU seconds (of the driving process) and its peak RSS. Then the monitor's CPU while 1,000
-jobs sleep (it must be near zero: completion is event-driven, nothing polls files).
+For N echo jobs (default 200 and 1000), corral two ways: as one sweep (one ``submit`` call), and
+one ``Session.submit`` call per job (how most scripts and every Ganga user submit); each run
+persists the jobs, waits until every one is seen completed, then reads the final states back from
+a fresh process. PSI/J's local executor submits one at a time. And the floor: N detached ``sh``
+echo jobs spawned and reaped by a bare loop, no bookkeeping at all. Each configuration runs in
+its own fresh interpreter, alternating corral, PSI/J and the floor, three times; the median is
+reported with jobs/s, CPU seconds (of the driving process, which runs corral's monitor), the
+median latency of one submit call, and peak RSS. Then the monitor's CPU while 1,000 jobs sleep
+(it must be near zero: completion is event-driven, nothing polls files).
 
     python bench/local_throughput.py [--sizes 200 1000] [--repeat 3] [--max-cpus 64]
+        [--idle-jobs 1000] [--skip-extras]
 """
 
 from __future__ import annotations
@@ -30,41 +35,85 @@ def usage() -> dict[str, float]:
     return {"cpu": me.ru_utime + me.ru_stime, "rss_mb": me.ru_maxrss / 1024}
 
 
-def run_corral(n: int, max_cpus: int) -> dict[str, float]:
+def run_corral(n: int, max_cpus: int, each: bool = False) -> dict[str, float]:
     import corral
+    import corral.monitor
+    import corral.registry.store  # (imported before the clock starts, as PSI/J is below)
 
     home = Path(tempfile.mkdtemp(prefix="corral-bench-"))
     (home / "config.toml").write_text(
         f"autostart = false\n[backends.local]\nmax_cpus = {max_cpus}\n"
     )
     settings = corral.load_settings(env={"CORRAL_HOME": str(home)})
+    latencies: list[float] = []
     start = time.perf_counter()
     with corral.Session(settings) as session:
-        job = session.submit(
-            {
-                "name": "echo",
-                "command": ["echo", "{i}"],
-                "splitter": {"kind": "sweep", "parameters": {"i": [str(i) for i in range(n)]}},
-            }
-        )
-        session.wait(job, timeout=600)
+        if each:
+            ids = []
+            for i in range(n):
+                began = time.perf_counter()
+                ids.append(session.submit({"name": "echo", "command": ["echo", str(i)]}))
+                latencies.append(time.perf_counter() - began)
+            session.wait(ids, timeout=600)
+        else:
+            began = time.perf_counter()
+            job = session.submit(
+                {
+                    "name": "echo",
+                    "command": ["echo", "{i}"],
+                    "splitter": {"kind": "sweep", "parameters": {"i": [str(i) for i in range(n)]}},
+                }
+            )
+            latencies.append(time.perf_counter() - began)
+            session.wait(job, timeout=600)
     wall = time.perf_counter() - start
     check = subprocess.run(
-        [sys.executable, str(SELF), "--read-back", str(home), str(n)],
+        [sys.executable, str(SELF), "--read-back", str(home), str(n), "each" if each else "sweep"],
         capture_output=True,
         text=True,
     )
     if check.returncode != 0:
         raise SystemExit(f"read-back failed: {check.stderr}")
-    return {"wall": wall, **usage()}
+    return {"wall": wall, "submit_ms": 1000 * statistics.median(latencies), **usage()}
 
 
-def read_back(home: Path, n: int) -> None:
+def run_floor(n: int) -> dict[str, float]:
+    """The bare-spawn floor: n detached ``sh`` echo jobs (own session, output to a file)."""
+    out = Path(tempfile.mkdtemp(prefix="corral-floor-"))
+    latencies: list[float] = []
+    start = time.perf_counter()
+    procs = []
+    for i in range(n):
+        began = time.perf_counter()
+        procs.append(
+            subprocess.Popen(
+                ["sh", "-c", f"echo {i} > {out}/{i}.out"],
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        latencies.append(time.perf_counter() - began)
+    failed = sum(p.wait() != 0 for p in procs)
+    wall = time.perf_counter() - start
+    if failed:
+        raise SystemExit(f"floor: {failed} jobs failed")
+    return {"wall": wall, "submit_ms": 1000 * statistics.median(latencies), **usage()}
+
+
+def read_back(home: Path, n: int, mode: str) -> None:
     import corral
 
     settings = corral.load_settings(env={"CORRAL_HOME": str(home)}, overrides={"autostart": False})
     with corral.Session(settings, monitor="off") as session:
-        (master,) = session.select()
+        found = session.select()
+        if mode == "each":
+            done = sum(r.state == corral.JobState.COMPLETED for r in found)
+            if (len(found), done) != (n, n):
+                raise SystemExit(f"expected {n} completed jobs, got {done} of {len(found)}")
+            return
+        (master,) = found
         if master.counts != {corral.JobState.COMPLETED: n}:
             raise SystemExit(f"expected {n} completed, got {master.counts}")
 
@@ -72,18 +121,23 @@ def read_back(home: Path, n: int) -> None:
 def run_psij(n: int) -> dict[str, float]:
     from psij import Job, JobExecutor, JobSpec
 
+    # (its executor is made before the clock starts; corral's session, which creates the
+    # registry and starts the monitor, is made after it)
     executor = JobExecutor.get_instance("local")
     start = time.perf_counter()
     jobs = [Job(JobSpec(executable="/bin/echo", arguments=[str(i)])) for i in range(n)]
+    latencies: list[float] = []
     for job in jobs:
+        began = time.perf_counter()
         executor.submit(job)
+        latencies.append(time.perf_counter() - began)
     for job in jobs:
         job.wait()
     wall = time.perf_counter() - start
     failed = [j for j in jobs if str(j.status.state) != "COMPLETED"]
     if failed:
         raise SystemExit(f"psij: {len(failed)} jobs not completed")
-    return {"wall": wall, **usage()}
+    return {"wall": wall, "submit_ms": 1000 * statistics.median(latencies), **usage()}
 
 
 def idle_monitor_cpu(n: int, window: float) -> dict[str, float]:
@@ -160,16 +214,19 @@ def main() -> None:
     parser.add_argument("--idle-jobs", type=int, default=1000)
     parser.add_argument("--idle-window", type=float, default=10.0)
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "MAX_CPUS"))
-    parser.add_argument("--read-back", nargs=2, metavar=("HOME", "N"))
+    parser.add_argument("--read-back", nargs=3, metavar=("HOME", "N", "MODE"))
+    parser.add_argument("--skip-extras", action="store_true", help="no latency and idle runs")
     args = parser.parse_args()
     if args.read_back:
-        read_back(Path(args.read_back[0]), int(args.read_back[1]))
+        read_back(Path(args.read_back[0]), int(args.read_back[1]), args.read_back[2])
         return
     if args.child:
         kind, n, cap = args.child[0], int(args.child[1]), int(args.child[2])
         runners = {
-            "corral": lambda: run_corral(n, cap),
+            "sweep": lambda: run_corral(n, cap),
+            "each": lambda: run_corral(n, cap, each=True),
             "psij": lambda: run_psij(n),
+            "floor": lambda: run_floor(n),
             "idle": lambda: idle_monitor_cpu(n, float(cap)),
             "latency": lambda: completion_latency(n),
         }
@@ -179,17 +236,39 @@ def main() -> None:
         f"# local throughput, {os.cpu_count()} cores, corral max_cpus={args.max_cpus}, "
         f"median of {args.repeat}"
     )
-    print(f"{'tool':8} {'jobs':>5} {'wall s':>8} {'jobs/s':>8} {'cpu s':>7} {'rss MB':>7}")
+    print(
+        f"{'tool':14} {'jobs':>5} {'wall s':>8} {'jobs/s':>8} {'cpu s':>7} {'submit ms':>10} "
+        f"{'rss MB':>7}   (submit ms: one submit call, median; a sweep is one call)"
+    )
+    names = {
+        "sweep": "corral sweep",
+        "each": "corral each",
+        "psij": "psij each",
+        "floor": "bare sh floor",
+    }
     for n in args.sizes:
-        runs: dict[str, list[dict[str, float]]] = {"corral": [], "psij": []}
+        runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in names}
         for _ in range(args.repeat):
-            runs["corral"].append(child("corral", n, args.max_cpus))
-            runs["psij"].append(child("psij", n, 0))
-        for tool, results in runs.items():
+            for kind in names:  # alternating, so a load burst hurts every tool alike
+                runs[kind].append(child(kind, n, args.max_cpus if kind in ("sweep", "each") else 0))
+        for kind, results in runs.items():
             wall = statistics.median(r["wall"] for r in results)
             cpu = statistics.median(r["cpu"] for r in results)
+            submit = statistics.median(r["submit_ms"] for r in results)
             rss = max(r["rss_mb"] for r in results)
-            print(f"{tool:8} {n:>5} {wall:>8.2f} {n / wall:>8.0f} {cpu:>7.2f} {rss:>7.0f}")
+            walls = " ".join(f"{r['wall']:.2f}" for r in results)
+            print(
+                f"{names[kind]:14} {n:>5} {wall:>8.2f} {n / wall:>8.0f} {cpu:>7.2f} "
+                f"{submit:>10.2f} {rss:>7.0f}   runs: {walls}"
+            )
+        sweep, floor = (statistics.median(r["wall"] for r in runs[k]) for k in ("sweep", "floor"))
+        each, psij = (statistics.median(r["wall"] for r in runs[k]) for k in ("each", "psij"))
+        print(
+            f"# n={n}: sweep / floor = {sweep / floor:.2f}x, corral each / psij = "
+            f"{each / psij:.2f}x"
+        )
+    if args.skip_extras:
+        return
     latency = child("latency", 40, 0)
     print(
         f"# completion seen {latency['median_ms']:.0f} ms (median), {latency['max_ms']:.0f} ms "

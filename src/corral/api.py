@@ -1,35 +1,151 @@
-"""``Session``: the synchronous facade. It runs the async core on a background event-loop thread
-(like anyio's blocking portal), so scripts and the interactive shell need no ``await``."""
+"""``Session``: the synchronous facade, derived from ``AsyncSession`` in one place.
+
+Like anyio's blocking portal, a ``Portal`` runs an event loop on a thread of its own with one
+host task that enters the async session, waits until the facade closes, and exits it: the
+session's task groups are entered and exited in that same task, as structured concurrency
+requires. Each sync verb is ``blocking(AsyncSession.verb)``: it sends the coroutine to that loop
+and waits for it, and mypy sees the async verb's own signature (no ``__getattr__``);
+``tests/core/test_api.py`` checks that every public async verb has its twin. If the host task
+dies (a bug in the session's own tasks), the next call raises ``SessionStopped``, a
+``CorralError``, never a bare ``ExceptionGroup``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from corral.config import Settings
-from corral.records import JobId, JobRecord, Transition
-from corral.registry import Selection
+from corral.errors import CorralError
+from corral.records import Transition
 from corral.session import AsyncSession, IdLike, MonitorMode
-from corral.spec import JobSpec
-from corral.states import JobState
+from corral.watch import describe
 
+P = ParamSpec("P")
 T = TypeVar("T")
-Jobs = IdLike | Iterable[IdLike] | Selection
+C = TypeVar("C")
+
+
+class SessionStopped(CorralError):
+    """The session's event loop or its background tasks stopped; open a new ``Session``."""
+
+    kind = "unavailable"
+
+
+class Portal(Generic[C]):
+    """An event loop on its own thread, hosting one async context manager for its lifetime."""
+
+    def __init__(self, context: AbstractAsyncContextManager[C], name: str = "corral-loop") -> None:
+        self._context = context
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> C:
+        entered: Future[C] = Future()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete,
+            args=(self._host(entered),),
+            name=self._name,
+            daemon=True,
+        )
+        self._thread.start()
+        try:
+            return entered.result()
+        except BaseException:
+            self._join()
+            raise
+
+    async def _host(self, entered: Future[C]) -> None:
+        self._stop = asyncio.Event()
+        try:
+            async with self._context as value:
+                entered.set_result(value)
+                await self._stop.wait()
+        except BaseException as exc:  # the one place a host task's death is kept
+            if not entered.done():
+                entered.set_exception(exc)
+            else:
+                self._error = exc
+        finally:
+            # Calls still running would wait forever on a loop that is about to stop: cancel
+            # them (their callers get ``SessionStopped``) and let them unwind while it runs.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
+    def call(self, fn: Callable[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(*args, **kwargs)`` on the loop and wait for its result."""
+        self._check()
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            self._check()  # the session stopped under the call
+            raise
+
+    @property
+    def running(self) -> bool:
+        return self._error is None and self._thread is not None and self._thread.is_alive()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise SessionStopped(f"the session stopped: {describe(self._error)}") from self._error
+        if self._loop is None or self._thread is None or not self._thread.is_alive():
+            raise SessionStopped("use the Session in a 'with' block")
+
+    def stop(self) -> None:
+        """Exit the hosted context in its task; raise ``SessionStopped`` if it had died."""
+        loop, stop = self._loop, self._stop
+        alive = self._thread is not None and self._thread.is_alive()
+        if loop is not None and stop is not None and alive:
+            loop.call_soon_threadsafe(stop.set)
+        self._join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise SessionStopped(f"the session stopped: {describe(error)}") from error
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self._loop is not None:
+            self._loop.close()
+        self._loop = self._thread = self._stop = None
+
+
+def blocking(
+    verb: Callable[Concatenate[AsyncSession, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[Session, P], T]:
+    """The sync twin of an ``AsyncSession`` verb: same parameters, same documentation."""
+
+    @functools.wraps(verb)
+    def twin(self: Session, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._portal.call(verb, self._async, *args, **kwargs)
+
+    return twin
 
 
 class Session:
-    """The sync API: same verbs as ``AsyncSession``. Use as a context manager."""
+    """The sync API: the verbs of ``AsyncSession``, blocking. Use as a context manager;
+    everything runs on the session's own loop thread (callbacks too: keep them quick)."""
 
     def __init__(
         self, settings: Settings | None = None, *, monitor: MonitorMode = "inprocess"
     ) -> None:
         self._async = AsyncSession(settings, monitor=monitor)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._portal: Portal[AsyncSession] = Portal(self._async)
 
     @property
     def settings(self) -> Settings:
@@ -40,15 +156,7 @@ class Session:
         return self._async
 
     def __enter__(self) -> Session:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="corral-loop", daemon=True)
-        self._thread.start()
-        try:
-            self._call(self._async.__aenter__())
-        except BaseException:
-            self._shutdown()
-            raise
+        self._portal.start()
         return self
 
     def __exit__(
@@ -57,72 +165,56 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._portal.stop()
+
+    submit = blocking(AsyncSession.submit)
+    copy = blocking(AsyncSession.copy)
+    get = blocking(AsyncSession.get)
+    select = blocking(AsyncSession.select)
+    subjobs = blocking(AsyncSession.subjobs)
+    history = blocking(AsyncSession.history)
+    resolve = blocking(AsyncSession.resolve)
+    kill = blocking(AsyncSession.kill)
+    resubmit = blocking(AsyncSession.resubmit)
+    remove = blocking(AsyncSession.remove)
+    wait = blocking(AsyncSession.wait)
+    peek = blocking(AsyncSession.peek)
+    last_seq = blocking(AsyncSession.last_seq)
+    page = blocking(AsyncSession.page)
+    progress = blocking(AsyncSession.progress)
+    monitor_status = blocking(AsyncSession.monitor_status)
+    backend_status = blocking(AsyncSession.backend_status)
+    gc = blocking(AsyncSession.gc)
+    output_path = staticmethod(AsyncSession.output_path)
+
+    def changes(self, since: int | None = None) -> Iterator[Transition]:
+        """Every transition stored after ``since``, blocking between them (see
+        ``AsyncSession.changes``); close the iterator (or break out of it) to unsubscribe."""
+        yield from self._iterate(self._async.changes(since))
+
+    def follow(self, job: IdLike, *, stderr: bool = False, poll: float = 0.2) -> Iterator[str]:
+        """A job's output as it grows, until it is final (see ``AsyncSession.follow``)."""
+        yield from self._iterate(self._async.follow(job, stderr=stderr, poll=poll))
+
+    def _iterate(self, stream: AsyncGenerator[T, None]) -> Iterator[T]:
         try:
-            self._call(self._async.__aexit__(exc_type, exc, tb))
+            while True:
+                try:
+                    yield self._portal.call(_anext, stream)
+                except StopAsyncIteration:
+                    return
         finally:
-            self._shutdown()
-
-    def _shutdown(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
-        self._loop = self._thread = None
-
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None:
-            coro.close()
-            raise RuntimeError("use the Session in a 'with' block")
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result()
-
-    def submit(self, spec: JobSpec | Mapping[str, Any]) -> JobId:
-        return self._call(self._async.submit(spec))
-
-    def copy(self, job: IdLike) -> JobId:
-        return self._call(self._async.copy(job))
-
-    def get(self, job: IdLike) -> JobRecord:
-        return self._call(self._async.get(job))
-
-    def select(
-        self,
-        selection: Selection | None = None,
-        *,
-        states: Iterable[JobState | str] = (),
-        names: Iterable[str] = (),
-        tags: Iterable[str] = (),
-        backends: Iterable[str] = (),
-    ) -> list[JobRecord]:
-        return self._call(
-            self._async.select(selection, states=states, names=names, tags=tags, backends=backends)
-        )
-
-    def subjobs(self, job: IdLike) -> list[JobRecord]:
-        return self._call(self._async.subjobs(job))
-
-    def history(self, job: IdLike) -> list[Transition]:
-        return self._call(self._async.history(job))
-
-    def kill(self, jobs: Jobs) -> list[JobId]:
-        return self._call(self._async.kill(jobs))
-
-    def resubmit(self, jobs: Jobs, *, include_all: bool = False) -> list[JobId]:
-        return self._call(self._async.resubmit(jobs, include_all=include_all))
-
-    def remove(self, jobs: Jobs, *, force: bool = False) -> list[JobRecord]:
-        return self._call(self._async.remove(jobs, force=force))
-
-    def wait(self, jobs: Jobs, *, timeout: float | None = None) -> list[JobRecord]:
-        """Until every job is final: ``TimeoutError`` after ``timeout``; ``MonitorUnavailable``
-        if the monitor driving them is gone for good (this session's, or the daemon)."""
-        return self._call(self._async.wait(jobs, timeout=timeout))
-
-    def peek(self, job: IdLike, *, stderr: bool = False, lines: int = 20) -> str:
-        return self._call(self._async.peek(job, stderr=stderr, lines=lines))
+            if self._portal.running:
+                self._portal.call(stream.aclose)
 
     def on_transition(self, callback: Callable[[Transition], None]) -> None:
         """``callback`` runs on the session's loop thread; keep it quick."""
-        self._async.on_transition(callback)
+        self._portal.call(_register, self._async, callback)
+
+
+async def _anext(stream: AsyncIterator[T]) -> T:
+    return await anext(stream)
+
+
+async def _register(session: AsyncSession, callback: Callable[[Transition], None]) -> None:
+    session.on_transition(callback)

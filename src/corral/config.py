@@ -111,6 +111,17 @@ def _path(value: Any) -> Path:
     return Path(value).expanduser()
 
 
+def _registry(value: Any) -> Path:
+    """A path, or a URL naming the database: ``sqlite:///relative/path`` or
+    ``sqlite:////absolute/path`` (SQLAlchemy's spelling). Only SQLite is built in; the scheme
+    is where a server database (``postgresql://``) will plug in."""
+    if isinstance(value, str) and "://" in value:
+        from corral.registry.url import sqlite_path
+
+        return sqlite_path(value)
+    return _path(value)
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -149,7 +160,7 @@ def _count(value: Any) -> int:
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "home": _path,
     "work_dir": _path,
-    "registry": _path,
+    "registry": _registry,
     "autostart": _bool,
     "idle_exit": _number(0),
     "flush_window": _number(0),

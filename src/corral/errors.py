@@ -10,23 +10,44 @@
     ├── MonitorUnavailable           no monitor drives the registry and none could be started
     ├── LeaseLost                    this monitor was fenced out by a newer one
     ├── RegistryError                the registry cannot be opened, read or written
-    │   └── StorageFull              no space left for the registry or job dirs (transient)
+    │   ├── StorageFull              no space left for the registry or job dirs (transient)
+    │   └── WriteConflict            a compare-and-set lost a race (retried by the registry)
     └── BackendError                 a backend failed; ``transient`` says whether a retry may help
         ├── BackendUnavailable       the backend is down: it cannot load, start or answer
         │                            (tools missing, extra not installed, login needed, server
         │                            down). The monitor retries it; no job changes state for it.
         └── TransientBackendError    one call failed or timed out (retry later)
 
-CLI exit codes map onto this tree in ``corral.cli``; anything else is an internal bug.
+Every error has one ``kind`` (``classify``): what went wrong, for whoever answers it. CLI exit
+codes map from it (``corral.cli.errors``), and so will a REST API's HTTP statuses:
+
+    kind          exit   HTTP (later)   raised as
+    bad_input     2      400            InvalidInput (InvalidSpec, ConfigError)
+    not_found     2      404            NotFound
+    conflict      2      409            StateConflict
+    unavailable   3      503            MonitorBusy, MonitorUnavailable, LeaseLost,
+                                        RegistryError (StorageFull), BackendError
+    timeout       4      504            a wait that expired (the CLI's WaitTimeout)
+    internal      70     500            anything that is not a CorralError: a bug
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar, Literal
+
+Kind = Literal["bad_input", "not_found", "conflict", "unavailable", "timeout", "internal"]
 
 
 class CorralError(Exception):
     """Root of every error corral raises on purpose."""
+
+    kind: ClassVar[Kind] = "bad_input"
+
+
+def classify(exc: BaseException) -> Kind:
+    """The one classification of an error that ended a verb (``internal``: not ours, a bug)."""
+    return exc.kind if isinstance(exc, CorralError) else "internal"
 
 
 class InvalidInput(CorralError):
@@ -44,31 +65,52 @@ class ConfigError(InvalidInput):
 class NotFound(CorralError):
     """No job matches the given id."""
 
+    kind: ClassVar[Kind] = "not_found"
+
 
 class StateConflict(CorralError):
     """The requested action does not apply to the job in its current state."""
+
+    kind: ClassVar[Kind] = "conflict"
 
 
 class MonitorBusy(CorralError):
     """Another monitor already drives this registry."""
 
+    kind: ClassVar[Kind] = "unavailable"
+
 
 class MonitorUnavailable(CorralError):
     """No monitor drives the registry (it died, or autostart is off) and none could be started."""
+
+    kind: ClassVar[Kind] = "unavailable"
 
 
 class LeaseLost(CorralError):
     """A newer monitor took the lease; this one must stop writing."""
 
+    kind: ClassVar[Kind] = "unavailable"
+
 
 class RegistryError(CorralError):
     """The registry cannot be opened, read, written or migrated."""
 
+    kind: ClassVar[Kind] = "unavailable"
+
     transient: bool = False
+
+
+class WriteConflict(RegistryError):
+    """Another writer changed a row between this transaction's read and its compare-and-set
+    write; nothing was written, and the registry retries the transaction."""
+
+    transient = True
 
 
 class BackendError(CorralError):
     """A backend failed. ``transient`` tells whether retrying may help."""
+
+    kind: ClassVar[Kind] = "unavailable"
 
     transient: bool = False
 

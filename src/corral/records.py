@@ -165,3 +165,21 @@ class BackendHealth:
     @property
     def down(self) -> bool:
         return self.state == "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing: its jobs, the per-state counts of the whole selection, and the
+    id to pass as ``after`` for the next page (None on the last)."""
+
+    jobs: list[JobRecord]
+    counts: dict[JobState, int]
+    next_after: JobId | None
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What ``Registry.remove`` did: deleted now, or killed and left as a tombstone."""
+
+    removed: list[JobRecord]
+    pending: list[JobRecord]

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from corral import backends, sandbox
+from corral.changes import ChangeFeed
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
-from corral.errors import InvalidInput, MonitorBusy, NotFound
+from corral.errors import InvalidInput, MonitorBusy, MonitorUnavailable, NotFound
+from corral.jobfiles import delete_dirs, read_from, tail_lines
+from corral.lock import holder
 from corral.monitor import Monitor
-from corral.records import JobId, JobRecord, Transition
+from corral.records import BackendHealth, JobId, JobRecord, Page, Transition
 from corral.registry import Selection
 from corral.registry.aio import AsyncRegistry
+from corral.registry.status import MonitorStatus
 from corral.spec import JobSpec, parse_spec
 from corral.splitters import split
-from corral.states import JobState
-from corral.watch import MonitorWatch
+from corral.states import FINAL, JobState
+from corral.watch import MonitorWatch, describe
 
 MonitorMode = Literal["inprocess", "daemon", "off"]
 IdLike = JobId | int | str
-FOLLOW_POLL = 0.05
+CHECK_EVERY = 1.0  # a wait looks at the monitor at least this often, changes or not
 
 
 def as_id(value: IdLike) -> JobId:
@@ -60,9 +63,12 @@ class AsyncSession:
         self._stack = AsyncExitStack()
         self._reg = AsyncRegistry(self.settings.registry, self.settings.work_dir)
         self._monitor: Monitor | None = None
+        self._feed = ChangeFeed(self._reg)
         self._callbacks: list[Callable[[Transition], None]] = []
         self._follower: asyncio.Task[None] | None = None
         self._has_callbacks = asyncio.Event()
+        self._entered_seq = 0
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def monitor(self) -> Monitor | None:
@@ -77,12 +83,14 @@ class AsyncSession:
         await self._stack.__aenter__()
         try:
             await self._stack.enter_async_context(self._reg)
+            self._entered_seq = await self._feed.last_seq()  # callbacks see changes from here
             if self.mode == "inprocess":
                 with contextlib.suppress(MonitorBusy):
                     self._monitor = await self._stack.enter_async_context(
-                        Monitor(self.settings, self._reg)
+                        Monitor(self.settings, self._reg, on_transitions=self._feed.poke)
                     )
             tg = await self._stack.enter_async_context(asyncio.TaskGroup())
+            self._watcher = tg.create_task(self._feed.run())
             self._follower = tg.create_task(self._follow())
         except BaseException:
             await self._stack.aclose()
@@ -95,8 +103,9 @@ class AsyncSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
+        for task in (self._follower, self._watcher):
+            if task is not None:
+                task.cancel()
         had_monitor, self._monitor = self._monitor is not None, None
         # Not the body's exception: the task group would re-raise it wrapped in an
         # ExceptionGroup, and `with Session() as s: s.get(999)` must raise NotFound.
@@ -114,14 +123,28 @@ class AsyncSession:
     # ------------------------------------------------------------------ submit
     async def submit(self, spec: JobSpec | Mapping[str, Any]) -> JobId:
         """Store a job (split into subjobs if it has a splitter); the monitor submits it."""
+        self._require_monitor()
         if not isinstance(spec, JobSpec):
             spec = parse_spec(spec)
-        await asyncio.to_thread(sandbox.check_inputs, spec)
-        await asyncio.to_thread(check_backend, self.settings, spec)
-        subspecs = split(spec)
-        job_id = await self._reg.call(self._reg.sync.add, spec, subspecs)
+        job_id = await self._reg.call(self._checked_add, spec)
         await self._after_write()
         return job_id
+
+    def _checked_add(self, spec: JobSpec) -> JobId:
+        """Check, split and store, in one hop to the db thread (three hops made a submit
+        a third slower): bad input fails here, before anything is stored."""
+        sandbox.check_inputs(spec)
+        check_backend(self.settings, spec)
+        return self._reg.sync.add(spec, split(spec))
+
+    def _require_monitor(self) -> None:
+        """A write nobody would act on is refused: this session's monitor died, and with
+        autostart off no daemon takes over (with it on, ``_after_write`` starts one)."""
+        monitor = self._monitor
+        if monitor is not None and not monitor.alive and not self.settings.autostart:
+            raise MonitorUnavailable(
+                f"the monitor in this process stopped: {describe(monitor.error)} (autostart is off)"
+            ) from monitor.error
 
     async def _after_write(self) -> None:
         if self._monitor is not None and self._monitor.alive:
@@ -157,6 +180,40 @@ class AsyncSession:
         )
         return await self._reg.call(self._reg.sync.select, selection)
 
+    async def page(
+        self, selection: Selection | None = None, *, after: IdLike | None = None, limit: int = 100
+    ) -> Page:
+        """One page of the jobs matching ``selection`` (default: every top-level job), with
+        the per-state counts of the whole selection; pass ``page.next_after`` as ``after`` for
+        the next one (keyset paging: as fast at the end of 100,000 jobs as at the start)."""
+        if limit < 1:
+            raise InvalidInput(f"limit: expected a whole number >= 1, got {limit}")
+        start = None if after is None else as_id(after)
+        return await self._reg.call(self._reg.sync.page, selection or Selection(), start, limit)
+
+    async def progress(self, jobs: IdLike | Iterable[IdLike] | Selection) -> dict[JobState, int]:
+        """How many runnable units of these jobs are in each state (a master counts its
+        subjobs, a plain job itself): what a progress bar shows."""
+        ids = await self.resolve(jobs)
+        counts: dict[JobState, int] = {}
+        for record in await self._reg.call(self._reg.sync.get_many, ids):
+            for state, n in (record.counts or {record.state: 1}).items():
+                counts[state] = counts.get(state, 0) + n
+        return counts
+
+    async def monitor_status(self) -> MonitorStatus:
+        """Who drives this registry: the lock's holder, the lease row, the active jobs and
+        each backend's last health (what ``corral monitor --status`` and a dashboard show)."""
+        pid = await asyncio.to_thread(holder, self.settings.lock_path)
+        lease = await self._reg.call(self._reg.sync.lease_info)
+        active = await self._reg.call(self._reg.sync.count_active)
+        health = await self._reg.call(self._reg.sync.backend_health)
+        return MonitorStatus(pid is not None, pid, lease, active, health)
+
+    async def backend_status(self) -> list[BackendHealth]:
+        """Each backend instance's health as the monitor last wrote it."""
+        return await self._reg.call(self._reg.sync.backend_health)
+
     async def subjobs(self, job: IdLike) -> list[JobRecord]:
         return await self._reg.call(self._reg.sync.subjobs, as_id(job).job)
 
@@ -170,12 +227,12 @@ class AsyncSession:
                 raise InvalidInput("give job ids or a selection (state, name, tag, backend)")
             return tuple(r.id for r in await self.select(jobs))
         ids = as_ids(jobs)
-        for job_id in ids:
-            await self.get(job_id)
+        await self._reg.call(self._reg.sync.get_many, ids)
         return ids
 
     # ------------------------------------------------------------------ control
     async def kill(self, jobs: IdLike | Iterable[IdLike] | Selection) -> list[JobId]:
+        self._require_monitor()
         ids = await self.resolve(jobs)
         touched = await self._reg.call(self._reg.sync.request_kill, ids)
         await self._after_write()
@@ -185,6 +242,7 @@ class AsyncSession:
         self, jobs: IdLike | Iterable[IdLike] | Selection, *, include_all: bool = False
     ) -> list[JobId]:
         """New attempts for failed/killed (sub)jobs, or every final one with ``include_all``."""
+        self._require_monitor()
         ids = await self.resolve(jobs)
         touched = await self._reg.call(self._reg.sync.resubmit, ids, include_all=include_all)
         await self._after_write()
@@ -193,15 +251,22 @@ class AsyncSession:
     async def remove(
         self, jobs: IdLike | Iterable[IdLike] | Selection, *, force: bool = False
     ) -> list[JobRecord]:
-        """Delete jobs from the registry and their job dirs; active ones need ``force`` (and
-        are killed first)."""
+        """Delete jobs from the registry and their job dirs. Active ones need ``force``: they
+        are killed and kept as tombstones (hidden from every selection) until the monitor sees
+        every unit final, then deleted with their dirs; nothing is left running unrecorded."""
         ids = await self.resolve(jobs)
-        if force:
-            await self._reg.call(self._reg.sync.request_kill, ids)
+        removal = await self._reg.call(self._reg.sync.remove, ids, force=force)
+        if removal.pending:
             await self._after_write()
-        removed = await self._reg.call(self._reg.sync.remove, ids, force=force)
-        await asyncio.to_thread(_delete_dirs, [r.job_dir for r in removed])
-        return removed
+        await asyncio.to_thread(delete_dirs, [r.job_dir for r in removal.removed])
+        return sorted(removal.removed + removal.pending, key=lambda r: r.id.job)
+
+    async def gc(self, older_than: float, *, dry_run: bool = False) -> list[JobRecord]:
+        """Remove final jobs created more than ``older_than`` seconds ago (with their dirs)."""
+        found = await self.select(Selection(states=tuple(sorted(FINAL)), older_than=older_than))
+        if dry_run or not found:
+            return found
+        return await self.remove([r.id for r in found])
 
     async def wait(
         self,
@@ -216,17 +281,23 @@ class AsyncSession:
         """
         ids = await self.resolve(jobs)
         watch = MonitorWatch(self.settings, self._monitor)
-        async with asyncio.timeout(timeout):
-            version = -1
-            while True:
-                now = await self._reg.call(self._reg.sync.data_version)
-                if now != version:
-                    version = now
-                    records = [await self.get(i) for i in ids]
-                    if all(r.state.final for r in records):
-                        return records
+        wanted = set(ids)
+        async with asyncio.timeout(timeout), self._feed.subscribe() as changes:
+            # Subscribed first, read second: what changes after the read is in the stream.
+            records = await self._reg.call(self._reg.sync.get_many, ids)
+            pending = {r.id for r in records if not r.state.final}
+            while pending:
                 await watch.check()
-                await asyncio.sleep(FOLLOW_POLL)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CHECK_EVERY):
+                        for change in await changes.next():
+                            if change.applied and change.id in wanted:
+                                # the last change of a job says it all (a retry: failed, new)
+                                if change.new.final:
+                                    pending.discard(change.id)
+                                else:
+                                    pending.add(change.id)
+            return await self._reg.call(self._reg.sync.get_many, ids)
 
     async def peek(self, job: IdLike, *, stderr: bool = False, lines: int = 20) -> str:
         """The last ``lines`` lines of a job's stdout (or stderr)."""
@@ -234,7 +305,24 @@ class AsyncSession:
         if record.is_master:
             raise InvalidInput(f"job {record.id} has subjobs; peek one of them, e.g. {record.id}.0")
         path = self.output_path(record, "stderr" if stderr else "stdout")
-        return await asyncio.to_thread(_tail, path, lines)
+        return await asyncio.to_thread(tail_lines, path, lines)
+
+    async def follow(
+        self, job: IdLike, *, stderr: bool = False, poll: float = 0.2
+    ) -> AsyncGenerator[str, None]:
+        """A job's stdout (or stderr) as it grows, from the start, until the job is final."""
+        record = await self.get(job)
+        path = self.output_path(record, "stderr" if stderr else "stdout")
+        offset = 0
+        while True:
+            record = await self.get(record.id)
+            chunk, offset = await asyncio.to_thread(read_from, path, offset)
+            if chunk:
+                yield chunk
+            elif record.state.final:
+                return
+            else:
+                await asyncio.sleep(poll)
 
     @staticmethod
     def output_path(record: JobRecord, stream: str) -> Path:
@@ -249,41 +337,27 @@ class AsyncSession:
         if self._follower is not None:
             self._follower.get_loop().call_soon_threadsafe(self._has_callbacks.set)
 
+    async def last_seq(self) -> int:
+        """The sequence number of the newest stored transition (0 if none): ``changes(since=)``
+        from it sees only what comes after."""
+        return await self._feed.last_seq()
+
+    async def changes(self, since: int | None = None) -> AsyncGenerator[Transition, None]:
+        """Every transition stored after sequence number ``since`` (default: from now on) by
+        any process, in order, forever (``applied`` is False for an observation that changed
+        nothing). Resume a later stream from the last ``Transition.seq`` seen: sequence
+        numbers are never reused. All of a session's streams share one registry watcher."""
+        async with self._feed.subscribe(since) as stream:
+            while True:
+                for change in await stream.next():
+                    yield change
+
     async def _follow(self) -> None:
-        sync = self._reg.sync
-        seq = await self._reg.call(sync.last_seq)
-        version = await self._reg.call(sync.data_version)
-        if not self._callbacks:
-            await self._has_callbacks.wait()  # no polling at all until someone listens
-        while True:
-            await asyncio.sleep(FOLLOW_POLL)
-            now = await self._reg.call(sync.data_version)
-            if now == version:
-                continue
-            version = now
-            for change in await self._reg.call(sync.transitions_since, seq):
-                seq = change.seq
-                if change.applied:
-                    for callback in self._callbacks:
-                        callback(change)
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            data = handle.read().decode(errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(data.splitlines()[-lines:]) + ("\n" if data else "")
-
-
-def _delete_dirs(paths: Sequence[Path | None]) -> None:
-    for path in paths:
-        if path is not None:
-            shutil.rmtree(path, ignore_errors=True)
+        await self._has_callbacks.wait()  # nobody listens: no subscription, no polling
+        async for change in self.changes(since=self._entered_seq):
+            if change.applied:
+                for callback in self._callbacks:
+                    callback(change)
 
 
 def check_backend(settings: Settings, spec: JobSpec) -> None:

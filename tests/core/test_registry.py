@@ -134,8 +134,8 @@ def test_remove_refuses_active_jobs_without_force(reg: Registry) -> None:
     add_sweep(reg, 2)
     with pytest.raises(StateConflict, match="active"):
         reg.remove([JobId(1)])
-    removed = reg.remove([JobId(1)], force=True)
-    assert [r.id for r in removed] == [JobId(1)]
+    removal = reg.remove([JobId(1)], force=True)  # (its units were new: killed, so gone now)
+    assert [r.id for r in removal.removed] == [JobId(1)] and removal.pending == []
     with pytest.raises(NotFound):
         reg.get(JobId(1))
 

@@ -6,8 +6,7 @@ go through the async session, which makes sure a monitor runs to act on them.
 
 from __future__ import annotations
 
-import contextlib
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,8 +30,7 @@ from corral.cli.common import (
 from corral.errors import InvalidInput, NotFound, StateConflict
 from corral.selection import Selection
 from corral.states import FINAL
-
-KILL_WAIT = 30.0  # rm --force: how long the monitor gets to stop active jobs
+from corral.views import removed_view
 
 if TYPE_CHECKING:
     from corral.config import Settings
@@ -200,16 +198,13 @@ async def _remove(
             )
         if dry_run or not records:
             return records
-        if active:  # let the monitor stop them before their rows and dirs go
-            await sess.kill(active)
-            with contextlib.suppress(TimeoutError):
-                await sess.wait(active, timeout=KILL_WAIT)
+        # (active ones are killed and kept as tombstones until the monitor sees them final)
         return await sess.remove([r.id for r in records], force=force)
 
 
 def _say_removed(removed: list[JobRecord], dry_run: bool, as_json: bool) -> None:
     if as_json:
-        emit_json({"dry_run": dry_run, "removed": [_removed_json(r) for r in removed]})
+        emit_json({"dry_run": dry_run, "removed": [removed_view(r) for r in removed]})
         return
     if not removed:
         print("nothing to remove")
@@ -221,13 +216,3 @@ def _say_removed(removed: list[JobRecord], dry_run: bool, as_json: bool) -> None
             f"{verb} job {r.id} ({r.name}, {r.state.value}): registry rows{subs} with their "
             f"history; job dir {r.job_dir or '-'}"
         )
-
-
-def _removed_json(r: JobRecord) -> dict[str, Any]:
-    return {
-        "id": str(r.id),
-        "name": r.name,
-        "state": r.state.value,
-        "subjobs": r.subjobs,
-        "job_dir": str(r.job_dir) if r.job_dir else None,
-    }

@@ -2,27 +2,17 @@
 
 0   ok
 1   a job failed or was killed
-2   usage or bad input: InvalidInput (InvalidSpec, ConfigError), NotFound, StateConflict
-3   backend or monitor unavailable: BackendError, MonitorBusy, MonitorUnavailable, LeaseLost,
-    RegistryError (StorageFull: a full disk)
-4   ``wait --timeout`` expired
+2   usage or bad input: the kinds bad_input, not_found, conflict (``corral.errors``), and
+    click's usage errors
+3   backend or monitor unavailable: the kind unavailable (StorageFull: a full disk)
+4   ``wait --timeout`` expired: the kind timeout
 70  internal error: anything that is not a CorralError is a bug, never disguised as bad input
 130 interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
 
-from corral.errors import (
-    BackendError,
-    CorralError,
-    InvalidInput,
-    LeaseLost,
-    MonitorBusy,
-    MonitorUnavailable,
-    NotFound,
-    RegistryError,
-    StateConflict,
-)
+from corral.errors import CorralError, Kind, classify
 
 __all__ = [
     "INTERNAL",
@@ -64,27 +54,33 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 class Unavailable(CorralError):
     """Something the command needs is missing (e.g. IPython for ``corral shell``)."""
 
+    kind = "unavailable"
+
 
 class WaitTimeout(CorralError):
     """``corral wait --timeout`` expired before every job was final."""
+
+    kind = "timeout"
+
+
+CODES: dict[Kind, int] = {
+    "bad_input": USAGE,
+    "not_found": USAGE,
+    "conflict": USAGE,
+    "unavailable": UNAVAILABLE,
+    "timeout": TIMEOUT,
+    "internal": INTERNAL,
+}
+"""Exit codes by the one classification of errors (``corral.errors.classify``)."""
 
 
 def exit_code(exc: BaseException) -> int:
     """The exit code for an exception that ended a command."""
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED
-    if isinstance(exc, WaitTimeout):
-        return TIMEOUT
-    if isinstance(exc, InvalidInput | NotFound | StateConflict | UsageError):
-        return USAGE
-    unavailable = BackendError | MonitorBusy | MonitorUnavailable | LeaseLost | RegistryError
-    if isinstance(exc, unavailable | Unavailable):
-        return UNAVAILABLE
-    if isinstance(exc, CorralError):
-        return USAGE
     if isinstance(exc, ClickException):
         return USAGE  # e.g. a file argument that cannot be opened
-    return INTERNAL
+    return CODES[classify(exc)]
 
 
 def one_line(text: str) -> str:

@@ -113,20 +113,9 @@ def report(jobs: list[JobSummary], as_json: bool, quiet: bool) -> int:
     counts = totals(jobs)
     bad = counts.get(JobState.FAILED, 0) + counts.get(JobState.KILLED, 0)
     if as_json:
-        emit_json(
-            {
-                "ok": not bad,
-                "counts": {s.value: n for s, n in counts.items()},
-                "jobs": [
-                    {
-                        "id": str(j.id),
-                        "state": j.state.value,
-                        "counts": {s.value: n for s, n in j.counts.items()},
-                    }
-                    for j in jobs
-                ],
-            }
-        )
+        from corral.views import wait_view
+
+        emit_json(wait_view(jobs, counts))
     elif not quiet:
         units = sum(counts.values())
         parts = ", ".join(f"{n} {s.value}" for s, n in counts.items())

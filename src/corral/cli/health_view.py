@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from corral.cli.common import ago, when
 from corral.registry import summary
+from corral.views import backend_health_view
 
 if TYPE_CHECKING:
     from corral.config import Settings
@@ -42,7 +43,7 @@ class Facts:
 
     def health_json(self, name: str) -> dict[str, Any] | None:
         found = self.health(name)
-        return None if found is None else health_json(found, self.stale(found))
+        return None if found is None else backend_health_view(found, self.stale(found))
 
     def latest_down(self, name: str) -> BackendHealth | None:
         """The backend's row if the latest monitor (running or not) last saw it down."""
@@ -66,22 +67,6 @@ def read(settings: Settings) -> Facts:
             return Facts(summary.lease_info(conn), summary.backend_health(conn), running)
         except sqlite3.DatabaseError:
             return Facts(running=running)
-
-
-# ---------------------------------------------------------------- JSON
-def health_json(h: BackendHealth, stale: bool) -> dict[str, Any]:
-    return {**asdict(h), "calls": dict(h.calls), "stale": stale}
-
-
-def last_error_json(lease: LeaseInfo | None) -> dict[str, Any] | None:
-    if lease is None or lease.last_error is None:
-        return None
-    return {
-        "error": lease.last_error,
-        "at": lease.last_error_at,
-        "pid": lease.last_error_pid,
-        "stale": not lease.error_is_latest,
-    }
 
 
 # ---------------------------------------------------------------- text

@@ -36,6 +36,7 @@ from corral.cli.common import (
 from corral.errors import InvalidInput, RegistryError
 from corral.registry import summary
 from corral.selection import Selection
+from corral.views import outputs_of, show_view
 
 if TYPE_CHECKING:
     from corral.cli import health_view
@@ -100,6 +101,13 @@ def _ls_json(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> st
     return '{"schema": 1, "jobs": ' + jobs + ', "backends_down": ' + down + "}\n"
 
 
+_ANSI = {"completed": "32", "failed": "31", "killed": "35", "running": "36", "completing": "36"}
+STATE_COLORS = {
+    state: (f"\x1b[{code}m", "\x1b[0m") for state, code in {**_ANSI, "unknown": "33"}.items()
+}
+"""How a terminal shows a state in ``corral ls`` (the registry's SQL only pastes these)."""
+
+
 def _ls_table(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> str:
     if conn is None:
         return summary.listing_header(summary.Widths(2, 4, 10, 7, 4)) + "\n"
@@ -109,8 +117,8 @@ def _ls_table(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> s
     down = _read(path, summary.down_backends, conn)  # a few rows: "slurm (down)" in BACKEND
     if down:
         w = replace(w, backend=max(w.backend, *(len(n) + len(summary.DOWN_MARK) for n in down)))
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    body = _read(path, lambda c: summary.listing(c, filt, now, w, color, down=down), conn)
+    styles = STATE_COLORS if sys.stdout.isatty() and "NO_COLOR" not in os.environ else None
+    body = _read(path, lambda c: summary.listing(c, filt, now, w, styles, down=down), conn)
     return summary.listing_header(w) + "\n" + (body + "\n" if body else "")
 
 
@@ -159,7 +167,7 @@ def show(
 
     facts = health_view.read(settings)  # read after gather(), which migrated an old registry
     if as_json:
-        shown = _show_json(record, found["history"], found["subjobs"])
+        shown = show_view(record, found["history"], found["subjobs"])
         emit_json({**shown, "backend_health": facts.health_json(record.backend)})
     else:
         _print_show(record, found["history"], found["subjobs"], facts)
@@ -200,62 +208,6 @@ def _script(record: JobRecord, subjobs: list[JobRecord]) -> str:
     return f"# not submitted yet: what will run in {attempt_dir}\n" + render_job_script(
         record.spec, attempt_dir
     )
-
-
-def _outputs(record: JobRecord) -> list[str]:
-    out = record.output_dir
-    if out is None or not out.is_dir():
-        return []
-    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-
-
-def _show_json(
-    record: JobRecord, history: list[Transition], subjobs: list[JobRecord]
-) -> dict[str, Any]:
-    return {
-        "job": _record_json(record),
-        "spec": record.spec.model_dump(mode="json"),
-        "history": [
-            {
-                "at": t.at,
-                "attempt": t.attempt,
-                "old": t.old.value if t.old else None,
-                "new": t.new.value,
-                "reason": t.reason,
-                "applied": t.applied,
-            }
-            for t in history
-        ],
-        "subjobs": [_record_json(s) for s in subjobs],
-    }
-
-
-def _record_json(r: JobRecord) -> dict[str, Any]:
-    attempt_dir = r.attempt_dir
-    return {
-        "id": str(r.id),
-        "name": r.name,
-        "state": r.state.value,
-        "backend": r.backend,
-        "tags": list(r.tags),
-        "attempt": r.attempt,
-        "uuid": r.uuid,
-        "native_id": r.native_id,
-        "exit_code": r.exit_code,
-        "signal": r.signal,
-        "reason": r.reason,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "subjobs": r.subjobs,
-        "counts": {s.value: n for s, n in r.counts.items()} if r.is_master else {r.state.value: 1},
-        "kill_requested": r.kill_requested,
-        "job_dir": str(r.job_dir) if r.job_dir else None,
-        "attempt_dir": str(attempt_dir) if attempt_dir and not r.is_master else None,
-        "stdout": str(attempt_dir / "stdout") if attempt_dir and not r.is_master else None,
-        "stderr": str(attempt_dir / "stderr") if attempt_dir and not r.is_master else None,
-        "output_dir": str(r.output_dir) if r.output_dir else None,
-        "outputs": _outputs(r),
-    }
 
 
 def _print_show(
@@ -317,7 +269,7 @@ def _facts(r: JobRecord) -> list[tuple[str, str]]:
                 ("stderr", str(r.attempt_dir / "stderr")),
             ]
     facts.append(("job dir", str(r.job_dir) if r.job_dir else "-"))
-    outputs = _outputs(r)
+    outputs = outputs_of(r)
     if outputs:
         facts.append(("outputs", f"{r.output_dir}/ " + " ".join(outputs)))
     if r.kill_requested and not r.state.final:

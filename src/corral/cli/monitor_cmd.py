@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from corral import views
 from corral.cli.common import Json, ago, emit_json, run, session, state, when
 from corral.cli.errors import Unavailable
 from corral.errors import InvalidInput
@@ -70,8 +71,8 @@ def _status(settings: Settings, as_json: bool) -> None:
                 "log": str(settings.log_path),
                 "autostart": settings.autostart,
                 "idle_exit": settings.idle_exit,
-                "backends": [health_view.health_json(h, facts.stale(h)) for h in backends],
-                "last_error": health_view.last_error_json(lease),
+                "backends": [views.backend_health_view(h, facts.stale(h)) for h in backends],
+                "last_error": views.last_error_view(lease),
             }
         )
         return

@@ -11,10 +11,11 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from corral.cli import submit_options as o
 from corral.cli.common import Json, emit_json, run, session, state
 from corral.errors import InvalidInput
 
@@ -28,99 +29,29 @@ _RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.(\d+))?$")
 _INTERPRETERS = {"python", "python3", "sh", "bash", "Rscript", "perl", "julia", "ruby", "node"}
 
 
-def _opt(*names: str, help: str, metavar: str | None = None) -> Any:
-    return typer.Option(*names, help=help, metavar=metavar, show_default=False)
-
-
 def submit(
     ctx: typer.Context,
-    job_file: Annotated[
-        Path | None,
-        typer.Argument(
-            metavar="JOBFILE",
-            help="A job file (.toml or .json); or give the command after --.",
-            show_default=False,
-        ),
-    ] = None,
-    backend: Annotated[
-        str | None, _opt("--backend", "-b", metavar="NAME", help="Where to run (default: local).")
-    ] = None,
-    name: Annotated[
-        str | None, _opt("--name", "-n", metavar="NAME", help="A name for the job.")
-    ] = None,
-    tags: Annotated[
-        list[str] | None, _opt("--tag", "-t", metavar="TAG", help="A tag (repeatable).")
-    ] = None,
-    cpus: Annotated[int | None, _opt("--cpus", "-c", metavar="N", help="Cpus per job.")] = None,
-    memory: Annotated[
-        str | None, _opt("--memory", "-m", metavar="SIZE", help="Memory per job: 512M, 2G.")
-    ] = None,
-    walltime: Annotated[
-        str | None, _opt("--walltime", "-w", metavar="TIME", help="Time limit: 90m, 1:30:00.")
-    ] = None,
-    env: Annotated[
-        list[str] | None,
-        _opt("--env", "-e", metavar="KEY=VALUE", help="An environment variable (repeatable)."),
-    ] = None,
-    inputs: Annotated[
-        list[str] | None,
-        _opt(
-            "--input", "-i", metavar="FILE", help="Copy FILE into the job's sandbox (repeatable)."
-        ),
-    ] = None,
-    outputs: Annotated[
-        list[str] | None,
-        _opt(
-            "--output", "-o", metavar="PATTERN", help="Collect files matching PATTERN (repeatable)."
-        ),
-    ] = None,
-    setup: Annotated[
-        list[str] | None,
-        _opt("--setup", metavar="LINE", help="A shell line run before the job (repeatable)."),
-    ] = None,
-    workdir: Annotated[
-        Path | None,
-        _opt("--workdir", metavar="DIR", help="Run in DIR instead of the job's own sandbox dir."),
-    ] = None,
-    script: Annotated[
-        Path | None,
-        _opt("--script", metavar="FILE", help="Run this script (its text is stored with the job)."),
-    ] = None,
-    sweep: Annotated[
-        list[str] | None,
-        _opt(
-            "--sweep",
-            metavar="NAME=V1,V2",
-            help="One subjob per combination (repeatable: cartesian product): {name} is "
-            "replaced in the command, $NAME exported; ranges like 1..10 or 0..100..5.",
-        ),
-    ] = None,
-    split: Annotated[
-        Path | None,
-        _opt(
-            "--split", metavar="FILE", help="One subjob per line of FILE (shell-quoted arguments)."
-        ),
-    ] = None,
-    options: Annotated[
-        list[str] | None,
-        _opt("--option", "-O", metavar="KEY=VALUE", help="A backend option, e.g. partition=short."),
-    ] = None,
-    max_attempts: Annotated[
-        int | None, _opt("--max-attempts", metavar="N", help="Retry a failed job up to N attempts.")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Validate and show what would run; submit nothing.")
-    ] = False,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Then wait for the job (like corral wait).")
-    ] = False,
-    timeout: Annotated[
-        float | None,
-        _opt("--timeout", metavar="SECONDS", help="With --wait: give up after this many seconds."),
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Print only the new job id.")
-    ] = False,
+    job_file: o.JobFileFlag = None,
+    backend: o.BackendFlag = None,
+    name: o.NameFlag = None,
+    tags: o.TagsFlag = None,
+    cpus: o.CpusFlag = None,
+    memory: o.MemoryFlag = None,
+    walltime: o.WalltimeFlag = None,
+    env: o.EnvFlag = None,
+    inputs: o.InputsFlag = None,
+    outputs: o.OutputsFlag = None,
+    setup: o.SetupFlag = None,
+    workdir: o.WorkdirFlag = None,
+    script: o.ScriptFlag = None,
+    sweep: o.SweepFlag = None,
+    split: o.SplitFlag = None,
+    options: o.OptionsFlag = None,
+    max_attempts: o.MaxAttemptsFlag = None,
+    dry_run: o.DryRunFlag = False,
+    wait: o.WaitFlag = False,
+    timeout: o.TimeoutFlag = None,
+    quiet: o.QuietFlag = False,
     as_json: Json = False,
 ) -> None:
     """Submit a job file, or a command: corral submit [OPTIONS] -- CMD [ARGS]...
@@ -130,24 +61,8 @@ def submit(
     from corral.cli import follow
 
     cli = state(ctx)
-    flags = {
-        "backend": backend,
-        "name": name,
-        "tags": tags,
-        "cpus": cpus,
-        "memory": memory,
-        "walltime": walltime,
-        "env": env,
-        "inputs": inputs,
-        "outputs": outputs,
-        "setup": setup,
-        "workdir": workdir,
-        "script": script,
-        "sweep": sweep,
-        "split": split,
-        "options": options,
-        "max_attempts": max_attempts,
-    }
+    given = locals()  # (the flag parameters, named as build_spec's keys)
+    flags = {key: given[key] for key in o.SPEC_FLAGS}
     spec = build_spec(job_file, cli.tail, flags)
     settings = cli.settings()
     from corral import backends

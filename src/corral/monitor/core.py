@@ -21,8 +21,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 
 from corral import __version__, backends, faults, sandbox
@@ -45,6 +47,7 @@ from corral.states import JobState
 log = logging.getLogger("corral.monitor")
 TransitionCallback = Callable[[Sequence[Transition]], None]
 INTAKE_POLL = 0.2  # how soon a submit or kill from another process is noticed
+INTAKE_COALESCE = 0.005  # after a kick from this process, so that a burst is one claim
 HEARTBEAT = 10.0
 HEALTH_EVERY = 5.0  # backend health is written at least this often (and at once on a change)
 RETRY_FINALISE = 5.0  # a finalisation that hit a down backend or a full disk is tried again
@@ -249,10 +252,13 @@ class Monitor:
         kicked = self._intake_kick.is_set()
         self._intake_kick.clear()
         self.idle_since = None if self._owner else (self.idle_since or time.monotonic())
+        if kicked:  # a burst of one-at-a-time submits kicks often: claim them together
+            await asyncio.sleep(INTAKE_COALESCE)
+            self._intake_kick.clear()
         now_version = await self._reg.call(sync.data_version)
         if not kicked and now_version == self._intake_version:
             return
-        claimed = await self._reg.call(sync.claim_new, self.epoch)
+        claimed, kills, removed = await self._reg.call(sync.intake, self.epoch)
         if claimed:
             faults.point("after_claim")  # 'submitting' is stored, nothing launched yet
         by_loop: dict[str, list[Attempt]] = {}
@@ -262,10 +268,12 @@ class Monitor:
                 by_loop.setdefault(loop.name, []).append(attempt)
         for name, batch in by_loop.items():
             self._loops[name].submit(batch)
-        for attempt in await self._reg.call(sync.kill_requests):
+        for attempt in kills:
             loop = self._owner.get(attempt.id) or self._loop_for(attempt)
             if loop is not None:
                 loop.cancel([attempt])
+        if removed:  # tombstones of rm --force whose units are all final now
+            await asyncio.to_thread(_delete_dirs, removed)
         self._intake_version = now_version  # only now: a failed step looks again
 
     async def _flush_step(self) -> None:
@@ -374,6 +382,11 @@ class Monitor:
                 attempt.uuid, JobState.FAILED, "missing declared output: " + ", ".join(missing)
             )
         return Observation(attempt.uuid, JobState.COMPLETED, "exit code 0")
+
+
+def _delete_dirs(paths: Sequence[Path]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _retryable(exc: BackendError) -> bool:

@@ -1,17 +1,19 @@
-"""The registry seen from the event loop: every call runs on one dedicated thread."""
+"""The registry seen from the event loop: every call runs on one dedicated thread, through the
+``RegistryStore`` seam (``corral.registry.interface``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
 from corral.registry.engine import storage_full
-from corral.registry.store import Registry
+from corral.registry.interface import RegistryStore, open_store
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -24,16 +26,16 @@ class AsyncRegistry:
         self._path = path
         self._work_dir = work_dir
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="corral-db")
-        self._sync: Registry | None = None
+        self._sync: RegistryStore | None = None
 
     @property
-    def sync(self) -> Registry:
+    def sync(self) -> RegistryStore:
         if self._sync is None:
             raise RuntimeError("registry is not open")
         return self._sync
 
     async def __aenter__(self) -> AsyncRegistry:
-        self._sync = await self._run(Registry, self._path, self._work_dir)
+        self._sync = await self._run(open_store, self._path, self._work_dir)
         return self
 
     async def __aexit__(
@@ -58,6 +60,26 @@ class AsyncRegistry:
             if full is None:
                 raise
             raise full from exc
+
+    async def watch(self, poll: float, kick: asyncio.Event | None = None) -> AsyncIterator[bool]:
+        """ "Anything new?" about every ``poll`` seconds (sooner once ``kick`` is set): yields
+        True when another connection may have committed since the last look, else False.
+        On SQLite that is ``PRAGMA data_version`` on a connection of its own (cheap: no
+        table is read); a server database would wait on LISTEN/NOTIFY here instead."""
+        version = await self._run(self.sync.data_version)
+        while True:
+            kicked = False
+            if kick is None:
+                await asyncio.sleep(poll)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(poll):
+                        await kick.wait()
+                kicked = kick.is_set()
+                kick.clear()
+            now = await self._run(self.sync.data_version)
+            changed, version = now != version, now
+            yield changed or kicked
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await reg.call(reg.sync.get, job_id)``: run a registry method on the db thread."""

@@ -91,15 +91,17 @@ def _sqlite_engine(path: Path, begin: str) -> Engine:
     return engine
 
 
-def open_engines(path: Path) -> tuple[Engine, Engine]:
-    """(writer, reader) engines on the registry file, migrated to the code's schema."""
+def open_engines(path: Path, writer_begin: str = "BEGIN IMMEDIATE") -> tuple[Engine, Engine]:
+    """(writer, reader) engines on the registry file, migrated to the code's schema.
+    ``writer_begin="BEGIN"`` (deferred) is how tests prove that the compare-and-set writes
+    stay correct where the write lock cannot be taken up front."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             path.touch(mode=0o600)
     except OSError as exc:
         raise _os_error(exc, path, "cannot create registry") from exc
-    writer = _sqlite_engine(path, "BEGIN IMMEDIATE")
+    writer = _sqlite_engine(path, writer_begin)
     reader = _sqlite_engine(path, "BEGIN")
     try:
         if stored_revision(reader) != SCHEMA_REVISION:

@@ -38,6 +38,10 @@ def ensure(engine: Engine) -> str:
         return str(conn.execute(select(meta.c.value).where(meta.c.key == REGISTRY_UUID)).scalar())
 
 
+NEXT_JOB_ID_SQL = "UPDATE counters SET value = value + 1 WHERE name = 'job_id' RETURNING value"
+"""``next_job_id`` as plain SQL, for a caller on the driver's cursor (``Registry.add``)."""
+
+
 def next_job_id(conn: Connection) -> int:
     """The next short id, taken inside the caller's write transaction."""
     taken = conn.execute(

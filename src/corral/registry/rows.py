@@ -86,7 +86,7 @@ def transition_of(row: Row[Any]) -> Transition:
 
 def where(selection: Selection) -> ColumnElement[bool]:
     """The SQL condition, over top-level rows unless ids name subjobs."""
-    clauses: list[ColumnElement[bool]] = []
+    clauses: list[ColumnElement[bool]] = [jobs.c.removing.is_(False)]  # (tombstones: removed)
     if selection.ids:
         clauses.append(
             or_(*(and_(jobs.c.job_id == i.job, jobs.c.sub == to_sub(i.sub)) for i in selection.ids))

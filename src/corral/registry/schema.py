@@ -14,9 +14,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 """The Alembic head this code expects; a registry at another revision is migrated on open."""
 
 TOP = -1
@@ -46,9 +48,15 @@ jobs = Table(
     Column("kill_requested", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # A tombstone (``rm --force`` of an active job): hidden from every selection; the monitor
+    # deletes the rows once the kill is confirmed or every unit is final.
+    Column("removing", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("job_id", "sub", name="uq_jobs_id"),
     Index("ix_jobs_state_backend", "state", "backend"),
     Index("ix_jobs_name", "name"),
+    # Partial: only tombstones are in it, so the planner never takes it for "removing = 0"
+    # (which every listing filters on; a full index made cold ls sort 100,000 rows).
+    Index("ix_jobs_removing", "removing", sqlite_where=text("removing = 1")),
 )
 
 attempts = Table(
@@ -79,6 +87,7 @@ transitions = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("applied", Boolean, nullable=False, default=True),
     Index("ix_transitions_job", "job_pk"),
+    sqlite_autoincrement=True,  # a change-stream seq is never handed out twice, even after rm
 )
 
 lease = Table(

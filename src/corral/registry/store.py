@@ -8,39 +8,60 @@ heartbeat ``WHERE epoch = :epoch`` and aborts with ``LeaseLost`` if a newer moni
 
 from __future__ import annotations
 
-import os
-import socket
+import random
 import sqlite3
 import time
 import uuid as uuidlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.exc import OperationalError
 
-from corral.errors import LeaseLost, NotFound
-from corral.records import Attempt, BackendHealth, JobId, JobRecord, Transition
-from corral.registry import health, identity, rows
+from corral.errors import NotFound, StateConflict, WriteConflict
+from corral.records import Attempt, JobId, JobRecord, Page, Removal, Transition
+from corral.registry import identity, rows
 from corral.registry.engine import open_engines
+from corral.registry.leases import LeaseRows, fence
 from corral.registry.rows import to_sub, where
-from corral.registry.schema import TOP, attempts, jobs, lease, transitions
+from corral.registry.schema import TOP, jobs, transitions
 from corral.registry.summary import LeaseInfo as LeaseInfo
-from corral.registry.updates import Update, apply_updates, archive_and_renew, refresh_masters
+from corral.registry.updates import (
+    Update,
+    active_units,
+    apply_updates,
+    archive_and_renew,
+    delete_job,
+    lost_race,
+    refresh_masters,
+)
 from corral.selection import Selection
 from corral.spec import JobSpec
 from corral.states import ACTIVE, JobState
 
+T = TypeVar("T")
+WRITE_RETRIES = 50
+_INSERT_JOB = (
+    "INSERT INTO jobs (job_id, backend, tags, state, created_at, updated_at, sub, name, spec, "
+    "uuid, job_dir, subjobs, attempt, reason, kill_requested, removing) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '', 0, 0)"
+)
+_CREATED = (
+    "INSERT INTO transitions (job_pk, attempt, old_state, new_state, at, reason, applied) "
+    "SELECT pk, 1, NULL, 'new', ?, 'created', 1 FROM jobs WHERE job_id = ? ORDER BY pk"
+)
 LIVE = tuple(s.value for s in ACTIVE if s != JobState.NEW)
 
 
-class Registry:
+class Registry(LeaseRows):
     """Synchronous access to one registry file."""
 
-    def __init__(self, path: Path, work_dir: Path) -> None:
+    def __init__(self, path: Path, work_dir: Path, *, deferred_writes: bool = False) -> None:
         self.path = path
         self.work_dir = work_dir
-        self._writer, self._reader = open_engines(path)
+        begin = "BEGIN" if deferred_writes else "BEGIN IMMEDIATE"
+        self._writer, self._reader = open_engines(path, begin)
         self.registry_uuid = identity.ensure(self._writer)
         # PRAGMA data_version is per connection: keep one open to ask "anything new?" cheaply.
         self._probe = sqlite3.connect(path, timeout=60, check_same_thread=False)
@@ -73,82 +94,68 @@ class Registry:
 
     # ---------------------------------------------------------------- client writes
     def add(self, spec: JobSpec, subspecs: Sequence[JobSpec]) -> JobId:
-        """Store a new job (and its subjobs) in state ``new``; the monitor submits it."""
+        """Store a new job (and its subjobs) in state ``new``; the monitor submits it.
+
+        The hot path of one-at-a-time submits: plain SQL on the driver's cursor inside the
+        writer's transaction, three statements, no SQLAlchemy compilation (which cost three
+        quarters of a submit)."""
         now = time.time()
         with self._writer.begin() as conn:
-            job_id = identity.next_job_id(conn)
-            job_dir = self.work_dir / str(job_id)
-            base = {
-                "job_id": job_id,
-                "backend": spec.backend,
-                "tags": rows.encode_tags(spec.tags),
-                "state": JobState.NEW.value,
-                "attempt": 1,
-                "reason": "",
-                "kill_requested": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-            values = [
-                dict(
-                    base,
-                    sub=TOP,
-                    name=spec.name,
-                    spec=spec.to_json(),
-                    uuid=str(uuidlib.uuid4()),
-                    job_dir=str(job_dir),
-                    subjobs=len(subspecs),
-                )
-            ]
-            values += [
-                dict(
-                    base,
-                    sub=i,
-                    name=s.name,
-                    spec=s.to_json(),
-                    uuid=str(uuidlib.uuid4()),
-                    job_dir=str(job_dir / str(i)),
-                    subjobs=0,
-                )
-                for i, s in enumerate(subspecs)
-            ]
-            conn.execute(jobs.insert(), values)
-            pks = conn.execute(select(jobs.c.pk).where(jobs.c.job_id == job_id)).scalars().all()
-            conn.execute(
-                transitions.insert(),
-                [
-                    {
-                        "job_pk": pk,
-                        "attempt": 1,
-                        "old_state": None,
-                        "new_state": "new",
-                        "at": now,
-                        "reason": "created",
-                        "applied": True,
-                    }
-                    for pk in pks
-                ],
-            )
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                job_id = int(cursor.execute(identity.NEXT_JOB_ID_SQL).fetchone()[0])
+                job_dir = self.work_dir / str(job_id)
+                tags = rows.encode_tags(spec.tags)
+                common = (job_id, spec.backend, tags, JobState.NEW.value, now, now)
+                values = [
+                    (
+                        *common,
+                        TOP,
+                        spec.name,
+                        spec.to_json(),
+                        _uuid(),
+                        str(job_dir),
+                        len(subspecs),
+                    )
+                ]
+                values += [
+                    (
+                        *common,
+                        i,
+                        s.name,
+                        s.to_json(),
+                        _uuid(),
+                        str(job_dir / str(i)),
+                        0,
+                    )
+                    for i, s in enumerate(subspecs)
+                ]
+                cursor.executemany(_INSERT_JOB, values)
+                cursor.execute(_CREATED, (now, job_id))
+            finally:
+                cursor.close()
         return JobId(job_id)
 
     def request_kill(self, ids: Sequence[JobId]) -> list[JobId]:
         """Flag active runnable jobs for the monitor to cancel; ``new`` ones are killed here."""
-        now = time.time()
+        return self._write(
+            lambda conn: self._kill_rows(conn, self._runnable(conn, ids), time.time())
+        )
+
+    @staticmethod
+    def _kill_rows(conn: Connection, found: Sequence[Any], now: float) -> list[JobId]:
         touched: list[JobId] = []
-        with self._writer.begin() as conn:
-            for row in self._runnable(conn, ids):
-                state = JobState(row.state)
-                if state.final:
-                    continue
-                touched.append(JobId(row.job_id, rows.from_sub(row.sub)))
-                if state == JobState.NEW:
-                    apply_updates(
-                        conn, [Update(row.uuid, JobState.KILLED, "killed before submission")], now
-                    )
-                else:
-                    conn.execute(
-                        update(jobs).where(jobs.c.pk == row.pk).values(kill_requested=True)
-                    )
+        for row in found:
+            state = JobState(row.state)
+            if state.final:
+                continue
+            touched.append(JobId(row.job_id, rows.from_sub(row.sub)))
+            if state == JobState.NEW:
+                apply_updates(
+                    conn, [Update(row.uuid, JobState.KILLED, "killed before submission")], now
+                )
+            else:
+                conn.execute(update(jobs).where(jobs.c.pk == row.pk).values(kill_requested=True))
         return touched
 
     def resubmit(self, ids: Sequence[JobId], *, include_all: bool = False) -> list[JobId]:
@@ -157,37 +164,82 @@ class Registry:
         wanted = {JobState.FAILED, JobState.KILLED} | (
             {JobState.COMPLETED} if include_all else set()
         )
-        touched: list[JobId] = []
-        with self._writer.begin() as conn:
+
+        def renew(conn: Connection) -> list[JobId]:
+            touched: list[JobId] = []
             for row in self._runnable(conn, ids):
                 if JobState(row.state) in wanted:
                     archive_and_renew(conn, row, now, "resubmitted by user")
                     touched.append(JobId(row.job_id, rows.from_sub(row.sub)))
             refresh_masters(conn, {t.job for t in touched}, now)
-        return touched
+            return touched
 
-    def remove(self, ids: Sequence[JobId], *, force: bool = False) -> list[JobRecord]:
-        """Delete top-level jobs (and their subjobs, history); returns what was removed."""
-        removed: list[JobRecord] = []
-        with self._writer.begin() as conn:
+        return self._write(renew)
+
+    def _write(self, body: Callable[[Connection], T]) -> T:
+        """Run ``body`` in a write transaction, again if another writer won a race: a
+        compare-and-set that found the row changed (``WriteConflict``), or SQLite refusing to
+        upgrade a deferred transaction's stale snapshot to a write (``SQLITE_BUSY``)."""
+        for attempt in range(WRITE_RETRIES):
+            try:
+                with self._writer.begin() as conn:
+                    return body(conn)
+            except (WriteConflict, OperationalError) as exc:
+                if attempt == WRITE_RETRIES - 1 or not lost_race(exc):
+                    raise
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # de-synchronise the racers
+        raise AssertionError("unreachable")
+
+    def remove(self, ids: Sequence[JobId], *, force: bool = False) -> Removal:
+        """Delete top-level jobs (their subjobs, history). With ``force``, a job with active
+        units is killed and left as a tombstone (hidden from every selection) that the monitor
+        deletes once every unit is final (``purge_removed``): nothing is left running with no
+        record of it."""
+        now = time.time()
+
+        def delete(conn: Connection) -> Removal:
+            result = Removal([], [])
             for job_id in sorted({i.job for i in ids}):
-                members = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).all()
+                members = conn.execute(
+                    select(jobs).where(jobs.c.job_id == job_id, jobs.c.removing.is_(False))
+                ).all()
                 if not members:
                     raise NotFound(f"no job {job_id}")
                 active = [r for r in members if r.subjobs == 0 and JobState(r.state) in ACTIVE]
                 if active and not force:
-                    from corral.errors import StateConflict
-
                     raise StateConflict(
                         f"job {job_id} has {len(active)} active job(s); kill it first or use force"
                     )
                 top = next(r for r in members if r.sub == TOP)
-                removed.append(rows.job_record(top))
-                pks = [r.pk for r in members]
-                conn.execute(transitions.delete().where(transitions.c.job_pk.in_(pks)))
-                conn.execute(attempts.delete().where(attempts.c.job_pk.in_(pks)))
-                conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
-        return removed
+                if active:
+                    self._kill_rows(conn, active, now)
+                    conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(removing=True))
+                    if active_units(conn, job_id):
+                        result.pending.append(rows.job_record(top))
+                        continue
+                result.removed.append(rows.job_record(top))
+                delete_job(conn, job_id)
+            return result
+
+        return self._write(delete)
+
+    def purge_removed(self, epoch: int) -> list[Path]:
+        """Delete the tombstoned jobs whose units are all final now; return their job dirs."""
+        # "removing = 1", word for word the partial index's condition, so the index is used
+        tombstone = jobs.c.removing == True  # noqa: E712
+        waiting = select(jobs.c.job_id).where(tombstone, jobs.c.sub == TOP)
+        with self._reader.begin() as conn:
+            if conn.execute(waiting.limit(1)).first() is None:
+                return []  # the common case: one indexed read
+        dirs: list[Path] = []
+        with self._writer.begin() as conn:
+            fence(conn, epoch, time.time())
+            for job_id, job_dir in conn.execute(waiting.add_columns(jobs.c.job_dir)).all():
+                if not active_units(conn, job_id):
+                    delete_job(conn, job_id)
+                    if job_dir:
+                        dirs.append(Path(job_dir))
+        return dirs
 
     # ---------------------------------------------------------------- reads
     def get(self, job_id: JobId) -> JobRecord:
@@ -195,6 +247,16 @@ class Registry:
         if not found:
             raise NotFound(f"no job {job_id}")
         return found[0]
+
+    def get_many(self, ids: Sequence[JobId]) -> list[JobRecord]:
+        """These jobs, in the given order, in a few queries; ``NotFound`` names a missing one."""
+        found: dict[JobId, JobRecord] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), 200):
+            found.update((r.id, r) for r in self.select(Selection(ids=tuple(chunk))))
+        for job_id in ids:
+            if job_id not in found:
+                raise NotFound(f"no job {job_id}")
+        return [found[i] for i in ids]
 
     def select(self, selection: Selection, *, limit: int | None = None) -> list[JobRecord]:
         query = select(jobs).where(where(selection)).order_by(jobs.c.job_id, jobs.c.sub)
@@ -205,6 +267,32 @@ class Registry:
             masters = [r.job_id for r in found if r.subjobs > 0]
             counts = self._counts(conn, masters)
         return [rows.job_record(r, counts.get(r.job_id) if r.subjobs else None) for r in found]
+
+    def page(self, selection: Selection, after: JobId | None, limit: int) -> Page:
+        """One page of a listing, keyset-paged (the next starts after the last id, so a page
+        costs the same at the end of 100,000 jobs as at the start), with the number of
+        matching top-level jobs in each state over the whole selection."""
+        query = select(jobs).where(where(selection))
+        if after is not None:
+            query = query.where(
+                or_(
+                    jobs.c.job_id > after.job,
+                    and_(jobs.c.job_id == after.job, jobs.c.sub > to_sub(after.sub)),
+                )
+            )
+        query = query.order_by(jobs.c.job_id, jobs.c.sub).limit(limit + 1)
+        counting = select(jobs.c.state, func.count()).where(where(selection))
+        with self._reader.begin() as conn:
+            found = conn.execute(query).all()
+            counts = {JobState(s): n for s, n in conn.execute(counting.group_by(jobs.c.state))}
+            masters = [r.job_id for r in found[:limit] if r.subjobs > 0]
+            sub_counts = self._counts(conn, masters)
+        records = [
+            rows.job_record(r, sub_counts.get(r.job_id) if r.subjobs else None)
+            for r in found[:limit]
+        ]
+        more = len(found) > limit and bool(records)
+        return Page(records, counts, records[-1].id if more else None)
 
     def subjobs(self, job_id: int) -> list[JobRecord]:
         query = select(jobs).where(jobs.c.job_id == job_id, jobs.c.sub != TOP).order_by(jobs.c.sub)
@@ -243,7 +331,7 @@ class Registry:
     def _runnable(self, conn: Connection, ids: Sequence[JobId]) -> list[Any]:
         found: list[Any] = []
         for job_id in ids:
-            query = select(jobs).where(jobs.c.job_id == job_id.job)
+            query = select(jobs).where(jobs.c.job_id == job_id.job, jobs.c.removing.is_(False))
             if job_id.sub is not None:
                 query = query.where(jobs.c.sub == job_id.sub)
             members = conn.execute(query.order_by(jobs.c.sub)).all()
@@ -253,94 +341,10 @@ class Registry:
         return found
 
     # ---------------------------------------------------------------- monitor side
-    def acquire_lease(self, pid: int, version: str) -> int:
-        now = time.time()
-        with self._writer.begin() as conn:
-            epoch = int(conn.execute(select(lease.c.epoch).where(lease.c.id == 1)).scalar_one()) + 1
-            conn.execute(
-                update(lease)
-                .where(lease.c.id == 1)
-                .values(
-                    epoch=epoch,
-                    pid=pid,
-                    host=socket.gethostname(),
-                    version=version,
-                    acquired_at=now,
-                    heartbeat=now,
-                    released=False,
-                )
-            )
-        return epoch
-
-    def release_lease(self, epoch: int) -> None:
-        with self._writer.begin() as conn:
-            conn.execute(
-                update(lease).where(lease.c.id == 1, lease.c.epoch == epoch).values(released=True)
-            )
-
-    def lease_info(self) -> LeaseInfo:
-        with self._reader.begin() as conn:
-            m = conn.execute(select(lease).where(lease.c.id == 1)).one()._mapping
-        return LeaseInfo(
-            m["epoch"],
-            m["pid"],
-            m["host"],
-            m["version"],
-            m["acquired_at"],
-            m["heartbeat"],
-            bool(m["released"]),
-            m["last_error"],
-            m["last_error_at"],
-            m["last_error_pid"],
-        )
-
-    def put_backend_health(self, epoch: int, rows: Sequence[BackendHealth]) -> None:
-        """Upsert one health row per backend instance, fenced, in one transaction."""
-        now = time.time()
-        with self._writer.begin() as conn:
-            _fence(conn, epoch, now)
-            health.put_rows(conn, rows, now)
-
-    def backend_health(self) -> list[BackendHealth]:
-        with self._reader.begin() as conn:
-            return health.read_rows(conn)
-
-    def record_monitor_error(self, epoch: int | None, error: str, pid: int | None = None) -> None:
-        """Keep a monitor's fatal error (and its pid, default this process) on the lease row.
-        Fenced by ``epoch``; ``None`` writes unfenced, for a daemon that never held a lease."""
-        pid = os.getpid() if pid is None else pid
-        with self._writer.begin() as conn:
-            health.record_error(conn, epoch, error, pid, time.time())
-
-    def claim_new(self, epoch: int, limit: int = 5000) -> list[Attempt]:
-        """Move up to ``limit`` new runnable jobs to ``submitting`` (durable before acting)."""
-        waiting = select(jobs.c.pk).where(jobs.c.state == "new", jobs.c.subjobs == 0)
-        with self._reader.begin() as conn:
-            if conn.execute(waiting.limit(1)).first() is None:
-                return []  # the common case costs a read, not a write
-        now = time.time()
-        with self._writer.begin() as conn:
-            _fence(conn, epoch, now)
-            found = (
-                conn.execute(
-                    select(jobs.c.uuid).where(
-                        jobs.c.pk.in_(waiting.order_by(jobs.c.pk).limit(limit))
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if not found:
-                return []
-            apply_updates(
-                conn, [Update(u, JobState.SUBMITTING, "claimed by monitor") for u in found], now
-            )
-            claimed = conn.execute(
-                select(jobs)
-                .where(jobs.c.uuid.in_(found), jobs.c.state == "submitting")
-                .order_by(jobs.c.pk)
-            ).all()
-        return [rows.attempt_of(r) for r in claimed]
+    def intake(self, epoch: int) -> tuple[list[Attempt], list[Attempt], list[Path]]:
+        """What the monitor's intake asks, in one call: new jobs claimed, kill requests, and
+        the job dirs of tombstones it just deleted."""
+        return self.claim_new(epoch), self.kill_requests(), self.purge_removed(epoch)
 
     def active_attempts(self) -> list[Attempt]:
         """Every runnable job the monitor must watch (submitting included, for reconciling)."""
@@ -353,38 +357,11 @@ class Registry:
         with self._reader.begin() as conn:
             return [rows.attempt_of(r) for r in conn.execute(query)]
 
-    def apply(self, epoch: int, updates: Sequence[Update]) -> list[Transition]:
-        """Apply a cycle's observations in one fenced transaction; return what changed."""
-        if not updates:
-            return []
-        now = time.time()
-        with self._writer.begin() as conn:
-            _fence(conn, epoch, now)
-            first = int(
-                conn.execute(select(func.coalesce(func.max(transitions.c.seq), 0))).scalar_one()
-            )
-            apply_updates(conn, updates, now)
-            query = (
-                select(transitions, jobs.c.job_id, jobs.c.sub)
-                .join(jobs, jobs.c.pk == transitions.c.job_pk)
-                .where(transitions.c.seq > first)
-                .order_by(transitions.c.seq)
-            )
-            return [rows.transition_of(r) for r in conn.execute(query)]
 
-    def heartbeat(self, epoch: int) -> None:
-        with self._writer.begin() as conn:
-            _fence(conn, epoch, time.time())
+def _uuid() -> str:
+    return str(uuidlib.uuid4())
 
 
-def _fence(conn: Connection, epoch: int, now: float) -> None:
-    result = conn.execute(
-        update(lease).where(lease.c.id == 1, lease.c.epoch == epoch).values(heartbeat=now)
-    )
-    if result.rowcount != 1:
-        raise LeaseLost(f"monitor lease epoch {epoch} was taken over by a newer monitor")
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]

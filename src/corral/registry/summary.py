@@ -10,22 +10,43 @@ may take. For the same reason a listing is formatted by SQLite itself (``printf`
 A listing filters on the same ``corral.selection.Selection`` every verb takes; its SQL is written
 here without SQLAlchemy (``sql_where``) (``tests/cli`` checks that both select the same jobs).
 
-The lease and the backends' health are read here too (``lease_info``, ``backend_health``,
-``down_backends``), tolerant of a registry created before they were stored: a read-only reader
-must not migrate, so an older file simply has no health yet.
+The lease and the backends' health are read in ``corral.registry.status`` (``lease_info``,
+``backend_health``, ``down_backends``, re-exported here).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corral.records import BackendHealth, JobId
+from corral.records import JobId
+
+# (the lease and health readers live in ``status``; their names stay importable from here)
+from corral.registry.status import (
+    LeaseInfo as LeaseInfo,
+)
+from corral.registry.status import (
+    backend_health as backend_health,
+)
+from corral.registry.status import (
+    decode_calls as decode_calls,
+)
+from corral.registry.status import (
+    down_backends as down_backends,
+)
+from corral.registry.status import (
+    from_latest_monitor as from_latest_monitor,
+)
+from corral.registry.status import (
+    health_of as health_of,
+)
+from corral.registry.status import (
+    lease_info as lease_info,
+)
 from corral.selection import Selection
 from corral.states import FINAL, JobState
 
@@ -37,7 +58,7 @@ _ID_SQL = "CAST(t.job_id AS TEXT) || CASE WHEN t.sub >= 0 THEN '.' || t.sub ELSE
 
 def sql_where(selection: Selection, now: float) -> tuple[str, list[Any]]:
     """SQL over ``jobs AS t`` and its parameters (top-level rows unless ids name subjobs)."""
-    clauses: list[str] = []
+    clauses: list[str] = ["t.removing = 0"]  # a tombstone (rm --force, kill pending) is gone
     params: list[Any] = []
 
     def any_of(template: str, values: Iterable[Any]) -> None:
@@ -157,14 +178,6 @@ def widths(conn: sqlite3.Connection, subjob_ids: bool = False) -> Widths:
     )
 
 
-_COLORS = {
-    "completed": "32",
-    "failed": "31",
-    "killed": "35",
-    "running": "36",
-    "completing": "36",
-    "unknown": "33",
-}
 _AGE = (
     "CASE WHEN t.a < 60 THEN t.a || 's' WHEN t.a < 3600 THEN (t.a / 60) || 'm' "
     "WHEN t.a < 86400 THEN (t.a / 3600) || 'h' ELSE (t.a / 86400) || 'd' END"
@@ -176,7 +189,7 @@ def listing(
     filt: Selection,
     now: float,
     w: Widths,
-    color: bool = False,
+    styles: Mapping[str, tuple[str, str]] | None = None,
     down: Collection[str] = (),
 ) -> str:
     """The lines of ``corral ls`` (under ``listing_header``), formatted by SQLite and returned
@@ -185,7 +198,9 @@ def listing(
     For a master, DONE is completed/total subjobs, FAIL counts failed and killed ones, RUN
     running ones and WAIT the rest; a plain job leaves them blank (its STATE says it all).
     The counts come from a correlated subquery, so only masters pay for them. A backend in
-    ``down`` (see ``down_backends``) shows as ``slurm (down)``.
+    ``down`` (see ``down_backends``) shows as ``slurm (down)``. ``styles`` wraps a state's
+    padded text in the caller's (prefix, suffix), e.g. a terminal's colours: presentation
+    comes from the caller, as parameters; the SQL only pastes it.
     """
     where, params = sql_where(filt, now)
     backend, backend_params = "t.backend", []
@@ -198,13 +213,7 @@ def listing(
     if w.cut_names:
         cut = f"substr(t.name, 1, {w.name - 1}) || '…'"
         name = f"CASE WHEN length(t.name) > {w.name} THEN {cut} ELSE t.name END"
-    state = "t.state"
-    if color:
-        codes = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _COLORS.items())
-        state = (
-            f"printf('%s[%sm%-{w.state}s%s[0m', char(27), CASE t.state {codes} ELSE '0' END, "
-            "t.state, char(27))"
-        )
+    state, style_params = _styled_state(styles, w.state)
     counts = (
         f"(SELECT printf('%{cw}d/%-{cw}d  %{cw}d  %{cw}d  %{cw}d', sum(s.state = 'completed'), "
         "count(*), sum(s.state IN ('failed', 'killed')), "
@@ -227,9 +236,24 @@ def listing(
         f"  CAST(? - created_at AS INTEGER) AS a FROM jobs AS t WHERE {where}) AS t "
         "  ORDER BY t.job_id, t.sub)"
     )
-    # Placeholders in text order: the line's (backend marks) come before the subquery's.
-    found = conn.execute(query, [*backend_params, now, *params]).fetchone()[0]
+    # Placeholders in text order: the line's (state styles, backend marks), then the subquery's.
+    found = conn.execute(query, [*style_params, *backend_params, now, *params]).fetchone()[0]
     return found or ""
+
+
+def _styled_state(
+    styles: Mapping[str, tuple[str, str]] | None, width: int
+) -> tuple[str, list[str]]:
+    """The STATE column's SQL and its parameters: the padded state, in the caller's style."""
+    if not styles:
+        return "t.state", []
+    cases = " ".join(["WHEN ? THEN ?"] * len(styles))
+    sql = (
+        f"CASE t.state {cases} ELSE '' END || printf('%-{width}s', t.state) || "
+        f"CASE t.state {cases} ELSE '' END"
+    )
+    params = [v for k, (pre, _) in styles.items() for v in (k, pre)]
+    return sql, params + [v for k, (_, post) in styles.items() for v in (k, post)]
 
 
 def listing_header(w: Widths) -> str:
@@ -321,116 +345,3 @@ def _with_counts(conn: sqlite3.Connection, rows: Sequence[Any]) -> list[JobSumma
             )
         )
     return result
-
-
-# ---------------------------------------------------------------- lease and backend health
-@dataclass(frozen=True, slots=True)
-class LeaseInfo:
-    """The monitor lease row. ``last_error*`` is the last fatal error of a monitor; it is kept
-    when the next monitor starts, so compare ``last_error_at`` with ``acquired_at``."""
-
-    epoch: int
-    pid: int | None
-    host: str | None
-    version: str | None
-    acquired_at: float | None
-    heartbeat: float | None
-    released: bool
-    last_error: str | None = None
-    last_error_at: float | None = None
-    last_error_pid: int | None = None
-
-    @property
-    def error_is_latest(self) -> bool:
-        """The stored error came after the last lease acquisition: it is how the latest monitor
-        ended (or why a monitor could not take the lease), not an older one's story."""
-        if self.last_error is None or self.last_error_at is None:
-            return False
-        return self.acquired_at is None or self.last_error_at >= self.acquired_at
-
-
-def _missing_schema(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return text.startswith("no such table") or text.startswith("no such column")
-
-
-_LEASE = "epoch, pid, host, version, acquired_at, heartbeat, released"
-
-
-def lease_info(conn: sqlite3.Connection) -> LeaseInfo | None:
-    """The lease row (None for a registry without one); no error fields before schema 0002."""
-    try:
-        row = conn.execute(
-            f"SELECT {_LEASE}, last_error, last_error_at, last_error_pid FROM lease WHERE id = 1"
-        ).fetchone()
-    except sqlite3.OperationalError as exc:
-        if not _missing_schema(exc):
-            raise
-        try:
-            row = conn.execute(f"SELECT {_LEASE} FROM lease WHERE id = 1").fetchone()
-        except sqlite3.OperationalError as again:
-            if not _missing_schema(again):
-                raise
-            return None
-    if row is None:
-        return None
-    epoch, pid, host, version, acquired_at, heartbeat, released, *error = row
-    return LeaseInfo(epoch, pid, host, version, acquired_at, heartbeat, bool(released), *error)
-
-
-_HEALTH_COLUMNS = (
-    "name", "kind", "state", "reason", "since", "active", "interval", "last_poll", "polls",
-    "errors", "consecutive_errors", "calls", "updated_at",
-)  # fmt: skip
-_HEALTH = ", ".join(_HEALTH_COLUMNS)
-
-
-def decode_calls(text: str | None) -> dict[str, int]:
-    """``backend_status.calls`` (JSON); a value we cannot read is no calls, not an error."""
-    try:
-        found = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    if not isinstance(found, dict):
-        return {}
-    return {str(k): v for k, v in found.items() if isinstance(v, int)}
-
-
-def health_of(row: Sequence[Any]) -> BackendHealth:
-    """A ``backend_status`` row (columns in the order of ``_HEALTH``) as a record."""
-    values = dict(zip(_HEALTH_COLUMNS, row, strict=True))
-    values["calls"] = decode_calls(values["calls"])
-    return BackendHealth(**values)
-
-
-def backend_health(conn: sqlite3.Connection) -> list[BackendHealth]:
-    """Every backend's last written health, by name; [] for a registry older than the table."""
-    try:
-        rows = conn.execute(f"SELECT {_HEALTH} FROM backend_status ORDER BY name").fetchall()
-    except sqlite3.OperationalError as exc:
-        if not _missing_schema(exc):
-            raise
-        return []
-    return [health_of(r) for r in rows]
-
-
-def down_backends(conn: sqlite3.Connection) -> dict[str, str]:
-    """``{name: reason}`` of the backends the latest monitor last saw down (one query on a
-    table of a few rows, cheap enough for ``corral ls``). Rows older than the last lease
-    acquisition were written by an earlier monitor and say nothing about now."""
-    try:
-        rows = conn.execute(
-            "SELECT name, reason FROM backend_status WHERE state = 'down' AND updated_at >= "
-            "coalesce((SELECT acquired_at FROM lease WHERE id = 1), 0) ORDER BY name"
-        ).fetchall()
-    except sqlite3.OperationalError as exc:
-        if not _missing_schema(exc):
-            raise
-        return {}
-    return {name: reason for name, reason in rows}
-
-
-def from_latest_monitor(health: BackendHealth, lease: LeaseInfo | None) -> bool:
-    """Written since the last lease acquisition, i.e. by the latest monitor (running or not)."""
-    acquired = lease.acquired_at if lease is not None else None
-    return acquired is None or health.updated_at >= acquired

@@ -15,11 +15,13 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from corral.errors import RegistryError
+from corral.errors import WriteConflict
 from corral.records import Observation
 from corral.registry.schema import TOP, attempts, jobs, transitions
 from corral.spec import spec_from_json
-from corral.states import JobState, decide, master_state
+from corral.states import ACTIVE, JobState, decide, master_state
+
+SQLITE_BUSY = 5
 
 Update = Observation
 """What the registry applies: a backend's observation or a monitor decision, keyed by uuid."""
@@ -31,8 +33,9 @@ _ROW_COLUMNS = (
 )  # fmt: skip
 
 # One statement for every row, so SQLAlchemy compiles it once and the batch is one executemany.
-# The WHERE is a compare-and-set; inside BEGIN IMMEDIATE nobody can write between our read and
-# this update, so a short row count means a bug, and the transaction is rolled back.
+# The WHERE is a compare-and-set: a short row count means another writer got between our read
+# and this update (possible where a transaction cannot take the write lock up front), and the
+# transaction is rolled back and retried (``Registry._write``).
 _CAS = (
     update(jobs)
     .where(
@@ -80,7 +83,7 @@ def apply_updates(conn: Connection, updates: Sequence[Update], now: float) -> No
     if params:
         result = conn.execute(_CAS, params)
         if result.rowcount != len(params):
-            raise RegistryError("a job changed under a write transaction; nothing was applied")
+            raise WriteConflict("a job changed under a write transaction; nothing was applied")
     if events:
         conn.execute(transitions.insert(), events)
     _retry_failed(conn, [rows[u] for u in dirty if rows[u].state == JobState.FAILED.value], now)
@@ -153,9 +156,9 @@ def archive_and_renew(conn: Connection, row: Any, now: float, reason: str) -> No
             ended_at=now,
         )
     )
-    conn.execute(
+    renewed = conn.execute(
         update(jobs)
-        .where(jobs.c.pk == row.pk)
+        .where(jobs.c.pk == row.pk, jobs.c.attempt == row.attempt, jobs.c.state == row.state)
         .values(
             attempt=row.attempt + 1,
             uuid=str(uuidlib.uuid4()),
@@ -168,6 +171,8 @@ def archive_and_renew(conn: Connection, row: Any, now: float, reason: str) -> No
             updated_at=now,
         )
     )
+    if renewed.rowcount != 1:  # compare-and-set: someone else renewed or moved it first
+        raise WriteConflict(f"job {row.job_id} changed under a write transaction")
     conn.execute(
         transitions.insert().values(
             job_pk=row.pk,
@@ -217,3 +222,24 @@ def refresh_masters(conn: Connection, job_ids: Iterable[int], now: float | None 
                 applied=True,
             )
         )
+
+
+def lost_race(exc: Exception) -> bool:
+    if isinstance(exc, WriteConflict):
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == SQLITE_BUSY
+
+
+def active_units(conn: Connection, job_id: int) -> int:
+    query = select(func.count()).where(
+        jobs.c.job_id == job_id, jobs.c.subjobs == 0, jobs.c.state.in_([s.value for s in ACTIVE])
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def delete_job(conn: Connection, job_id: int) -> None:
+    pks = select(jobs.c.pk).where(jobs.c.job_id == job_id).scalar_subquery()
+    conn.execute(transitions.delete().where(transitions.c.job_pk.in_(pks)))
+    conn.execute(attempts.delete().where(attempts.c.job_pk.in_(pks)))
+    conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
