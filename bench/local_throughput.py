@@ -133,7 +133,7 @@ def completion_latency(n: int) -> dict[str, float]:
         session.wait(job, timeout=120)
         for sub in session.subjobs(job):
             assert sub.attempt_dir is not None
-            ended = (sub.attempt_dir / "exit").stat().st_mtime
+            ended = (sub.attempt_dir / "run-exit.0").stat().st_mtime
             seen = next(
                 t.at for t in session.history(sub.id) if t.new == corral.JobState.COMPLETING
             )

@@ -10,7 +10,8 @@
     ├── MonitorUnavailable           no monitor drives the registry and none could be started
     ├── LeaseLost                    this monitor was fenced out by a newer one
     ├── RegistryError                the registry cannot be opened, read or written
-    │   └── StorageFull              no space left for the registry or job dirs (transient)
+    │   ├── StorageFull              no space left for the registry or job dirs (transient)
+    │   └── RegistryMismatch         the registry is not the one its home or work_dir knew
     └── BackendError                 a backend failed; ``transient`` says whether a retry may help
         ├── BackendUnavailable       the backend is down: it cannot load, start or answer
         │                            (tools missing, extra not installed, login needed, server
@@ -65,6 +66,11 @@ class RegistryError(CorralError):
     """The registry cannot be opened, read, written or migrated."""
 
     transient: bool = False
+
+
+class RegistryMismatch(RegistryError):
+    """The registry's uuid differs from the one recorded next to it (``registry-id``) or in its
+    ``work_dir`` marker: it was emptied or replaced, and its job dirs are not its own."""
 
 
 class BackendError(CorralError):

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from corral import backends, sandbox
+from corral import backends, environment, identity_files, sandbox
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
 from corral.errors import InvalidInput, MonitorBusy, NotFound
@@ -118,10 +118,17 @@ class AsyncSession:
             spec = parse_spec(spec)
         await asyncio.to_thread(sandbox.check_inputs, spec)
         await asyncio.to_thread(check_backend, self.settings, spec)
+        spec = await asyncio.to_thread(self._capture_environment, spec)
         subspecs = split(spec)
         job_id = await self._reg.call(self._reg.sync.add, spec, subspecs)
         await self._after_write()
         return job_id
+
+    def _capture_environment(self, spec: JobSpec) -> JobSpec:
+        """The submitter's environment, now (see ``corral.environment``)."""
+        kind = self.settings.backend_kind(spec.backend)
+        root = identity_files.job_root(self.settings.work_dir, self._reg.sync.registry_uuid)
+        return environment.capture(spec, kind, root / "env")
 
     async def _after_write(self) -> None:
         if self._monitor is not None and self._monitor.alive:

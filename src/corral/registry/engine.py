@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DatabaseError
 
+from corral import modes
 from corral.errors import RegistryError, StorageFull
 from corral.registry.schema import SCHEMA_REVISION, lease, metadata
 
@@ -94,7 +95,7 @@ def _sqlite_engine(path: Path, begin: str) -> Engine:
 def open_engines(path: Path) -> tuple[Engine, Engine]:
     """(writer, reader) engines on the registry file, migrated to the code's schema."""
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        modes.makedirs(path.parent)
         if not path.exists():
             path.touch(mode=0o600)
     except OSError as exc:
@@ -153,7 +154,7 @@ def _create_fresh(engine: Engine) -> None:
 def _migrate(engine: Engine, path: Path) -> None:
     """Create or upgrade to head; Alembic is imported only for a real upgrade."""
     # A file lock, because ten processes may open a fresh registry at once.
-    with open(path.with_suffix(".migrate.lock"), "w") as lock:
+    with open(path.with_suffix(".migrate.lock"), "w", opener=modes.opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stored_revision(engine) == SCHEMA_REVISION:
             return
@@ -165,7 +166,7 @@ def _migrate(engine: Engine, path: Path) -> None:
 
 def upgrade_with_alembic(engine: Engine, path: Path) -> None:
     """Run the versioned migrations to head (used for existing registries, and by tests)."""
-    with open(path.with_suffix(".migrate.lock"), "w") as lock:
+    with open(path.with_suffix(".migrate.lock"), "w", opener=modes.opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _upgrade(engine, path)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
+from corral import identity_files
 from corral.errors import LeaseLost, NotFound
 from corral.records import Attempt, BackendHealth, JobId, JobRecord, Transition
 from corral.registry import health, identity, rows
@@ -42,6 +43,7 @@ class Registry:
         self.work_dir = work_dir
         self._writer, self._reader = open_engines(path)
         self.registry_uuid = identity.ensure(self._writer)
+        identity_files.check(path, work_dir, self.registry_uuid)  # emptied or replaced: refused
         # PRAGMA data_version is per connection: keep one open to ask "anything new?" cheaply.
         self._probe = sqlite3.connect(path, timeout=60, check_same_thread=False)
 
@@ -77,7 +79,7 @@ class Registry:
         now = time.time()
         with self._writer.begin() as conn:
             job_id = identity.next_job_id(conn)
-            job_dir = self.work_dir / str(job_id)
+            job_dir = identity_files.job_root(self.work_dir, self.registry_uuid) / str(job_id)
             base = {
                 "job_id": job_id,
                 "backend": spec.backend,
