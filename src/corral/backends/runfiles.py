@@ -83,7 +83,9 @@ def parse_start(text: str) -> tuple[float | None, str | None]:
 
 def parse_exit(text: str) -> ExitRecord | None:
     fields = text.split()
-    if not fields or not fields[0].lstrip("-").isdigit():
+    # an exit status is 0..255; anything else was not written by a wrapper (a job may forge it)
+    code = fields[0] if fields else ""
+    if not (code.isascii() and code.isdigit() and len(code) <= 3 and int(code) <= 255):
         return None
     terminated = len(fields) > 1 and fields[1] == "1"
     at = _float(fields[2]) if len(fields) > 2 else None
