@@ -17,6 +17,7 @@ scheduler client's own (one ``sbatch`` serves many jobs).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from corral import modes
+from corral.errors import ConfigError, StorageFull
 
 if TYPE_CHECKING:
     from corral.spec import JobSpec
@@ -67,9 +69,16 @@ def capture(
     (blocking I/O: call from a thread)."""
     text = render(select(os.environ if environ is None else environ, policy(spec, kind)))
     path = env_dir / hashlib.sha256(text.encode()).hexdigest()
-    if not path.exists():
-        modes.makedirs(env_dir)
-        modes.write_atomic(path, text)
+    try:
+        if not path.exists():
+            modes.makedirs(env_dir)
+            modes.write_atomic(path, text)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(f"no space left to store the job's environment in {env_dir}") from exc
+        raise ConfigError(
+            f"work_dir: cannot store the job's environment in {env_dir}: {exc}"
+        ) from exc
     return spec.model_copy(update={"environment_file": str(path)})
 
 

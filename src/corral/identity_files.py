@@ -61,17 +61,10 @@ def _agree(path: Path, registry_uuid: str, message: str) -> None:
 
 
 def _create(path: Path, registry_uuid: str) -> str:
-    """Write the marker unless another process did first; return what is there now."""
+    """Write the marker unless another process did first (the first writer's uuid wins);
+    return what is there now."""
     modes.makedirs(path.parent)
-    tmp = path.with_name(f".{MARKER}.{os.getpid()}")
-    modes.write_atomic(tmp, registry_uuid + "\n")
-    try:
-        os.link(tmp, path)  # never replaces: the first writer's uuid wins
-    except FileExistsError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    modes.create_once(path, registry_uuid + "\n")
     return read_small(path) or ""
 
 

@@ -48,6 +48,22 @@ def write_atomic(path: Path, text: str, mode: int = FILE) -> None:
         raise
 
 
+def create_once(path: Path, text: str) -> bool:
+    """Create ``path`` holding ``text``, whole or not at all (written to a temporary name, then
+    hard-linked into place, which never replaces); False if it already existed. A full disk
+    raises and leaves nothing behind, so a retry starts clean."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        write_atomic(tmp, text)
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return True
+
+
 def opener(path: str, flags: int) -> int:
     """For ``open(..., opener=modes.opener)``: a new file is created 0600 (lock files)."""
     return os.open(path, flags | os.O_CLOEXEC, FILE)

@@ -110,12 +110,8 @@ def claim(attempt_dir: Path, uuid: str) -> None:
     marker = attempt_dir / OWNER
     try:
         owner = read_small(marker)
-        if owner is None:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(uuid + "\n")
+        if owner is None and modes.create_once(marker, uuid + "\n"):
             return
-    except FileExistsError:
         owner = read_small(marker)  # another preparation just wrote it
     except Untrusted as exc:
         raise Sabotaged(f"the attempt dir's owner marker: {exc}") from exc

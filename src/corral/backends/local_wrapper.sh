@@ -11,8 +11,9 @@
 umask 077
 cd "$1" || exit 125
 set -C   # noclobber: the marker below is created with O_EXCL
-{ echo "$4" > .corral-run; } 2>/dev/null || exit 0   # launched before: an attempt never runs twice
+{ : > .corral-run; } 2>/dev/null || exit 0   # launched before: an attempt never runs twice
 set +C
+echo "$4" > .corral-run   # whose it is (creating needs no space; this may fail on a full disk)
 pid=$$
 if [ "$7" = pidns ]; then   # init of a PID namespace: $$ is 1 here, the monitor needs our real pid
   while read -r key outer rest; do
