@@ -163,6 +163,27 @@ def test_cgroups_are_removed_after_the_job(home: Path) -> None:
         assert not (base.v1_memory_base / record.uuid).exists()
 
 
+@pytest.mark.skipif("cgroup" not in SUPPORTED, reason="no writable cgroup2 here")
+def test_walking_cgroup_procs_kills_without_cgroup_kill() -> None:
+    import subprocess
+
+    control = detect("cgroup")
+    assert control.v2_base is not None
+    group = control.v2_base / f"walk-{uuid.uuid4().hex}"
+    group.mkdir()
+    token = _token()
+    script = f"echo $$ > {group}/cgroup.procs; setsid sleep {token} & exec sleep {token}"
+    with subprocess.Popen(["sh", "-c", script]) as proc:
+        try:
+            assert _wait_for(lambda: len(_alive(token)) == 2)
+            local_control.walk_kill(group)
+            assert _gone(token)
+        finally:
+            proc.kill()
+    local_control._rmdir(group)
+    assert not group.exists()
+
+
 def test_a_forced_mode_that_cannot_work_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_control, "_mounts", lambda kind: [])
     with pytest.raises(ControlUnavailable, match="no cgroup2"):

@@ -143,6 +143,7 @@ class LocalBackend(AsyncBackend):
         self._wake = asyncio.Event()
         self._ended: list[_Running] = []
         self._cancelled: set[str] = set()
+        self._launching: set[str] = set()
         self.control = Control("pgroup")
 
     def _cpus(self, attempt: Attempt) -> int:
@@ -184,7 +185,14 @@ class LocalBackend(AsyncBackend):
             batch.append(attempt)
         if not batch:
             return
-        launched = await asyncio.to_thread(_spawn_all, batch, self.control)
+        # While they are being spawned they are neither queued nor watched: status() must not
+        # take them for strangers (it would queue them again, and the second wrapper, finding
+        # the run marker, would end at once without an exit code).
+        self._launching.update(a.uuid for a in batch)
+        try:
+            launched = await asyncio.to_thread(_spawn_all, batch, self.control)
+        finally:
+            self._launching.difference_update(a.uuid for a in batch)
         faults.point("after_spawn")  # jobs run, the registry does not know yet
         for attempt, pid, error in launched:
             self._used -= self._cpus(attempt)
@@ -233,7 +241,7 @@ class LocalBackend(AsyncBackend):
 
     async def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
         """Tracked jobs report by events; only strangers (after a restart) are looked at."""
-        queued = {a.uuid for a in self._queue}
+        queued = {a.uuid for a in self._queue} | self._launching
         strangers = [a for a in attempts if a.uuid not in self._running and a.uuid not in queued]
         if not strangers:
             return {}

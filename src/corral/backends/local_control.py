@@ -9,7 +9,8 @@ works on this machine, checked once when the backend starts:
   kill moves the wrapper out and kills the rest, so the wrapper still records the end. A memory
   limit goes to v2 ``memory.max`` when that controller is enabled there, else to a v1 memory
   cgroup's ``memory.limit_in_bytes`` (an OOM kill is then reported as such), else ``ulimit -v``.
-  Needs a writable cgroup2 hierarchy with ``cgroup.kill`` (Linux 5.14): root, or a delegated one.
+  Needs a writable cgroup2 hierarchy: root, or a delegated one. Without ``cgroup.kill`` (Linux
+  before 5.14) the monitor walks ``cgroup.procs`` instead.
 - ``pidns``: the wrapper runs as init of its own PID namespace (``unshare --pid --fork
   --kill-child``); when it exits the kernel kills everything left in the namespace. ``$$`` is 1
   in there, so the wrapper reads its outer pid from ``/proc/self/status``. ``unshare`` ignores
@@ -188,12 +189,9 @@ def _v2_base() -> Path:
         _mkdir(base)
         probe = base / f"probe-{os.getpid()}"
         _mkdir(probe)
-        has_kill = (probe / "cgroup.kill").exists()
         _rmdir(probe)
     except OSError as exc:
         raise ControlUnavailable(f"cannot create a cgroup under {base}: {exc.strerror}") from exc
-    if not has_kill:
-        raise ControlUnavailable("this kernel's cgroup2 has no cgroup.kill")
     if not os.access(base / "cgroup.procs", os.W_OK):
         raise ControlUnavailable(f"cannot move processes into {base}")
     return base
@@ -220,22 +218,29 @@ def _mkdir(path: Path) -> None:
 
 
 def _kill_cgroup(group: Path) -> None:
-    try:
-        (group / "cgroup.kill").write_text("1")
-    except FileNotFoundError:
+    if not group.is_dir():
         return
-    except OSError:  # no cgroup.kill: walk cgroup.procs until it is empty
-        for _ in range(100):
-            try:
-                pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
-            except (OSError, ValueError):
-                return
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.01)
+    if (group / "cgroup.kill").exists():
+        with contextlib.suppress(OSError):
+            (group / "cgroup.kill").write_text("1")
+            return
+    walk_kill(group)
+
+
+def walk_kill(group: Path) -> None:
+    """Without ``cgroup.kill`` (Linux < 5.14): SIGKILL what ``cgroup.procs`` lists until it is
+    empty (a process forking meanwhile shows up in the next round)."""
+    for _ in range(100):
+        try:
+            pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
 
 
 def _rmdir(path: Path) -> None:
