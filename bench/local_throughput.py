@@ -7,6 +7,7 @@ jobs/s, CPU seconds (of the driving process) and its peak RSS. Then the monitor'
 jobs sleep (it must be near zero: completion is event-driven, nothing polls files).
 
     python bench/local_throughput.py [--sizes 200 1000] [--repeat 3] [--max-cpus 64]
+    BENCH_PROCESS_CONTROL=pgroup python bench/local_throughput.py   # one mode of the local backend
 """
 
 from __future__ import annotations
@@ -30,12 +31,18 @@ def usage() -> dict[str, float]:
     return {"cpu": me.ru_utime + me.ru_stime, "rss_mb": me.ru_maxrss / 1024}
 
 
+def _control() -> str:
+    """``BENCH_PROCESS_CONTROL=pidns`` measures one process-control mode (default: auto)."""
+    mode = os.environ.get("BENCH_PROCESS_CONTROL")
+    return f'process_control = "{mode}"\n' if mode else ""
+
+
 def run_corral(n: int, max_cpus: int) -> dict[str, float]:
     import corral
 
     home = Path(tempfile.mkdtemp(prefix="corral-bench-"))
     (home / "config.toml").write_text(
-        f"autostart = false\n[backends.local]\nmax_cpus = {max_cpus}\n"
+        f"autostart = false\n[backends.local]\nmax_cpus = {max_cpus}\n{_control()}"
     )
     settings = corral.load_settings(env={"CORRAL_HOME": str(home)})
     start = time.perf_counter()

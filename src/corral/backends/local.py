@@ -144,6 +144,7 @@ class LocalBackend(AsyncBackend):
         self._ended: list[_Running] = []
         self._cancelled: set[str] = set()
         self._launching: set[str] = set()
+        self._release: list[str] = []  # cgroups of ended jobs, removed after the next launch
         self.control = Control("pgroup")
 
     def _cpus(self, attempt: Attempt) -> int:
@@ -162,6 +163,9 @@ class LocalBackend(AsyncBackend):
             loop.remove_reader(job.pidfd)
             os.close(job.pidfd)
         self._running.clear()
+        if self._release:  # empty cgroups of jobs that ended last
+            done, self._release = self._release, []
+            await asyncio.to_thread(self.control.release_all, done)
 
     async def serve(self) -> None:
         """Launch queued jobs as slots free up and turn ended wrappers into observations."""
@@ -173,7 +177,11 @@ class LocalBackend(AsyncBackend):
                 self._used -= sum(self._cpus(job.attempt) for job in ended)
                 for obs in await asyncio.to_thread(_reap, ended, self.control, self._cancelled):
                     self._report(obs)
+                self._release.extend(job.attempt.uuid for job in ended)
             await self._launch_what_fits()
+            if self._release:
+                done, self._release = self._release, []
+                await asyncio.to_thread(self.control.release_all, done)
 
     async def _launch_what_fits(self) -> None:
         batch: list[Attempt] = []
@@ -338,8 +346,7 @@ def _reap(ended: Sequence[_Running], control: Control, cancelled: set[str]) -> l
         with contextlib.suppress(ChildProcessError):
             os.waitpid(job.pid, 0)  # ours if we launched it; re-attached ones are not our children
         uuid = job.attempt.uuid
-        oom = control.release(uuid)
-        obs = _read_exit(job.attempt, oom=oom)
+        obs = _read_exit(job.attempt, oom=control.oom_killed(uuid))
         if obs is None and uuid in cancelled:
             obs = Observation(uuid, JobState.KILLED, "killed")
         if obs is None:

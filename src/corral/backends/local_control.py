@@ -108,21 +108,30 @@ class Control:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(wrapper_pid, signal.SIGKILL)
 
-    def release(self, uuid: str) -> bool:
-        """After the wrapper ended: kill leftovers, remove the cgroups; True if the job hit its
-        memory limit (an OOM kill in its memory cgroup)."""
+    def oom_killed(self, uuid: str) -> bool:
+        """Did the job hit its memory limit (an OOM kill in its cgroup)? Read before release."""
         if self.mode != "cgroup" or self.v2_base is None:
             return False
-        oom = False
+        if _oom_killed(self.v2_base / uuid / "memory.events", "oom_kill"):
+            return True
+        if self.v1_memory_base is None:
+            return False
+        return _oom_killed(self.v1_memory_base / uuid / "memory.oom_control", "oom_kill")
+
+    def release(self, uuid: str) -> None:
+        """After the wrapper ended: kill leftovers, remove the cgroups. Not on the path that
+        frees a slot: a cgroup takes a moment to become removable."""
+        if self.mode != "cgroup" or self.v2_base is None:
+            return
         group = self.v2_base / uuid
-        oom |= _oom_killed(group / "memory.events", "oom_kill")
         _kill_cgroup(group)
         _rmdir(group)
         if self.v1_memory_base is not None:
-            v1 = self.v1_memory_base / uuid
-            oom |= _oom_killed(v1 / "memory.oom_control", "oom_kill")
-            _rmdir(v1)
-        return oom
+            _rmdir(self.v1_memory_base / uuid)
+
+    def release_all(self, uuids: list[str]) -> None:
+        for uuid in uuids:
+            self.release(uuid)
 
 
 def detect(asked: Mode) -> Control:
