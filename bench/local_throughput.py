@@ -12,6 +12,7 @@ median latency of one submit call, and peak RSS. Then the monitor's CPU while 1,
 
     python bench/local_throughput.py [--sizes 200 1000] [--repeat 3] [--max-cpus 64]
         [--idle-jobs 1000] [--skip-extras]
+    BENCH_PROCESS_CONTROL=pgroup python bench/local_throughput.py   # one mode of the local backend
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def usage() -> dict[str, float]:
     return {"cpu": me.ru_utime + me.ru_stime, "rss_mb": me.ru_maxrss / 1024}
 
 
+def _control() -> str:
+    """``BENCH_PROCESS_CONTROL=pidns`` measures one process-control mode (default: auto)."""
+    mode = os.environ.get("BENCH_PROCESS_CONTROL")
+    return f'process_control = "{mode}"\n' if mode else ""
+
+
 def run_corral(n: int, max_cpus: int, each: bool = False) -> dict[str, float]:
     import corral
     import corral.monitor
@@ -42,7 +49,7 @@ def run_corral(n: int, max_cpus: int, each: bool = False) -> dict[str, float]:
 
     home = Path(tempfile.mkdtemp(prefix="corral-bench-"))
     (home / "config.toml").write_text(
-        f"autostart = false\n[backends.local]\nmax_cpus = {max_cpus}\n"
+        f"autostart = false\n[backends.local]\nmax_cpus = {max_cpus}\n{_control()}"
     )
     settings = corral.load_settings(env={"CORRAL_HOME": str(home)})
     latencies: list[float] = []
@@ -187,7 +194,7 @@ def completion_latency(n: int) -> dict[str, float]:
         session.wait(job, timeout=120)
         for sub in session.subjobs(job):
             assert sub.attempt_dir is not None
-            ended = (sub.attempt_dir / "exit").stat().st_mtime
+            ended = (sub.attempt_dir / "run-exit.0").stat().st_mtime
             seen = next(
                 t.at for t in session.history(sub.id) if t.new == corral.JobState.COMPLETING
             )

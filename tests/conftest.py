@@ -14,7 +14,7 @@ from corral import Session, Settings, load_settings
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "home"
-    path.mkdir()
+    path.mkdir(mode=0o700)  # a home others can read is warned about (see corral.modes)
     monkeypatch.setenv("CORRAL_HOME", str(path))
     monkeypatch.delenv("CORRAL_FAULT", raising=False)
     return path

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from corral import modes
 from corral.config import Settings
 from corral.lock import holder
 
@@ -27,8 +28,8 @@ def ensure_daemon(settings: Settings, wait: float = 10.0) -> int | None:
     the daemon started here exited before taking the lock (see its log). A second lock
     serialises callers, so ten parallel submits start one daemon.
     """
-    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(settings.home / "spawn.lock", "w") as spawn_lock:
+    modes.makedirs(settings.home)
+    with open(settings.home / "spawn.lock", "w", opener=modes.opener) as spawn_lock:
         fcntl.flock(spawn_lock, fcntl.LOCK_EX)
         pid = holder(settings.lock_path)
         if pid is not None:
@@ -54,7 +55,9 @@ def _spawn_detached(settings: Settings) -> int | None:
     env = dict(os.environ, CORRAL_HOME=str(settings.home))
     if settings.config_file is not None:  # the daemon reads the config its starter read
         env["CORRAL_CONFIG"] = str(settings.config_file)
-    script = (
+    # umask 077: the log and everything the monitor creates are private to the user
+    private = "umask 077; "
+    script = private + (
         'exec "$0" -m corral.monitor --daemon --idle-exit "$2" >>"$1" 2>&1 </dev/null & echo $!'
     )
     argv = ["sh", "-c", script, sys.executable, str(settings.log_path), str(settings.idle_exit)]

@@ -11,7 +11,8 @@
     ├── LeaseLost                    this monitor was fenced out by a newer one
     ├── RegistryError                the registry cannot be opened, read or written
     │   ├── StorageFull              no space left for the registry or job dirs (transient)
-    │   └── WriteConflict            a compare-and-set lost a race (retried by the registry)
+    │   ├── WriteConflict            a compare-and-set lost a race (retried by the registry)
+    │   └── RegistryMismatch         the registry is not the one its home or work_dir knew
     └── BackendError                 a backend failed; ``transient`` says whether a retry may help
         ├── BackendUnavailable       the backend is down: it cannot load, start or answer
         │                            (tools missing, extra not installed, login needed, server
@@ -105,6 +106,11 @@ class WriteConflict(RegistryError):
     write; nothing was written, and the registry retries the transaction."""
 
     transient = True
+
+
+class RegistryMismatch(RegistryError):
+    """The registry's uuid differs from the one recorded next to it (``registry-id``) or in its
+    ``work_dir`` marker: it was emptied or replaced, and its job dirs are not its own."""
 
 
 class BackendError(CorralError):

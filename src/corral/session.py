@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from corral import backends, sandbox
+from corral import backends, environment, identity_files, sandbox
 from corral.changes import ChangeFeed
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
@@ -135,7 +135,14 @@ class AsyncSession:
         a third slower): bad input fails here, before anything is stored."""
         sandbox.check_inputs(spec)
         check_backend(self.settings, spec)
+        spec = self._capture_environment(spec)
         return self._reg.sync.add(spec, split(spec))
+
+    def _capture_environment(self, spec: JobSpec) -> JobSpec:
+        """The submitter's environment, now (see ``corral.environment``)."""
+        kind = self.settings.backend_kind(spec.backend)
+        root = identity_files.job_root(self.settings.work_dir, self._reg.sync.registry_uuid)
+        return environment.capture(spec, kind, root / "env")
 
     def _require_monitor(self) -> None:
         """A write nobody would act on is refused: this session's monitor died, and with

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from corral import inputs
 from corral.errors import InvalidSpec
 
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
@@ -121,6 +122,11 @@ class JobSpec(_Frozen):
     backend: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")] = "local"
     backend_options: dict[str, str | int | float | bool | list[str]] = {}
     splitter: Splitter | None = None
+    environment_policy: Literal["submit", "clean"] | None = None
+    """The submitter's environment ("submit") or a minimal one ("clean"); None: the backend's
+    default (see ``corral.environment``)."""
+    environment_file: str | None = None
+    """Set at submit: the file holding the environment the job runs with."""
 
     @model_validator(mode="after")
     def _command_or_script(self) -> JobSpec:
@@ -130,6 +136,7 @@ class JobSpec(_Frozen):
             raise ValueError("'command' must not be empty")
         if isinstance(self.splitter, FileSplitter) and not self.input_files:
             raise ValueError("a file splitter needs 'input_files'")
+        inputs.check_places(self.input_files)
         for pattern in self.outputs:
             if pattern.startswith("/") or ".." in Path(pattern).parts:
                 raise ValueError(f"output pattern must be relative to the job dir: {pattern!r}")

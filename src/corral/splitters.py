@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 
+from corral import inputs
 from corral.spec import ArgSplitter, FileSplitter, JobSpec, SweepSplitter
 
 
@@ -36,7 +37,7 @@ def _sweep_point(spec: JobSpec, point: Mapping[str, str]) -> JobSpec:
 
 
 def _file_chunk(spec: JobSpec, files: tuple[str, ...]) -> JobSpec:
-    names = [f.rsplit("/", 1)[-1] for f in files]
+    names = [inputs.place(f)[1] for f in files]
     arguments: list[str] = []
     for arg in spec.arguments:
         arguments.extend(names if arg == "{files}" else [arg])

@@ -13,6 +13,11 @@ from typing import Any
 from tests.cli.conftest import Result, wait_until
 
 
+def jobs_of(home: Path) -> Path:
+    """Where this home's registry keeps its job dirs: ``work_dir/<registry uuid>``."""
+    return home / "jobs" / (home / "registry-id").read_text().strip()
+
+
 def job_id(result: Result) -> str:
     assert result.code == 0, result
     return str(result.json()["id"])
@@ -153,9 +158,9 @@ def test_rm_copy_and_gc(corral: Any, cli_home: Path) -> None:
     assert forced.code == 0 and f"removed job {running}" in forced.out
     dry = corral("gc", "--older-than", "0s", "--dry-run", "--json").json()
     assert [r["id"] for r in dry["removed"]] == ["1", "2"] and dry["dry_run"]
-    assert (cli_home / "jobs" / "1").exists()
+    assert (jobs_of(cli_home) / "1").exists()
     assert "removed job 1" in corral("gc", "--older-than", "0s").out
-    assert not (cli_home / "jobs" / "1").exists()
+    assert not (jobs_of(cli_home) / "1").exists()
     assert corral("ls", "--json").json()["jobs"] == []
 
 
@@ -221,7 +226,7 @@ def test_demo_tabulates_the_collected_outputs(corral: Any, cli_home: Path) -> No
     result = corral("demo", timeout=120)
     assert result.code == 0, result
     assert "12 jobs: 12 completed" in result.out
-    results = sorted((cli_home / "jobs" / "1").glob("*/output/result.json"))
+    results = sorted((jobs_of(cli_home) / "1").glob("*/output/result.json"))
     assert len(results) == 12
     estimates = [json.loads(p.read_text())["pi"] for p in results]
     for value in estimates:

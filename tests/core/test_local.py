@@ -60,7 +60,8 @@ def test_memory_limit_is_enforced_locally(session: Session) -> None:
     job = session.submit({"command": ["python3", "-c", hog], "resources": {"memory_mb": 100}})
     (record,) = session.wait(job, timeout=30)
     assert record.state == S.FAILED
-    assert "MemoryError" in session.peek(job, stderr=True)
+    if record.reason != "memory limit exceeded":  # a memory cgroup OOM-kills instead
+        assert "MemoryError" in session.peek(job, stderr=True)
 
 
 @pytest.mark.parametrize("walltime", [None, 120])  # without and with timeout(1) in between

@@ -45,3 +45,46 @@ def test_read_run_files_follows_the_latest_run(tmp_path: Path) -> None:
     (tmp_path / "run-exit.1").write_text("0 0 21\n")
     assert runfiles.read_run_files(tmp_path).exit == ExitRecord(0, False, 21.0)
     assert runfiles.read_ticket(tmp_path) is None
+
+
+def test_exit_codes_out_of_range_are_not_exit_records() -> None:
+    for text in ("-1 0", "256 0", "99999999999999999999999 0", "0x1 0", "\u0661 0"):
+        assert runfiles.parse_exit(text) is None, text
+    assert runfiles.parse_exit("255 0 - replaced") == ExitRecord(255, False, None, True)
+
+
+def test_read_small_refuses_what_is_not_a_small_regular_file(tmp_path: Path) -> None:
+    import os
+
+    import pytest
+
+    (tmp_path / "ok").write_text("1 0\n")
+    assert runfiles.read_small(tmp_path / "ok") == "1 0\n"
+    assert runfiles.read_small(tmp_path / "absent") is None
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "fifo")  # opening it for reading must not block
+    (tmp_path / "link").symlink_to(tmp_path / "ok")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "huge").write_bytes(b"0" * (runfiles.MAX_BYTES + 1))
+    for name, why in (
+        ("dir", "a directory"),
+        ("fifo", "a FIFO"),
+        ("link", "a symbolic link"),
+        ("dangling", "a symbolic link"),
+        ("huge", "larger than"),
+    ):
+        with pytest.raises(runfiles.Untrusted, match=why):
+            runfiles.read_small(tmp_path / name)
+    with pytest.raises(runfiles.Untrusted, match="a device"):
+        runfiles.read_small(Path("/dev/null"))
+
+
+def test_sabotaged_run_files_are_a_problem_not_an_exception(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "run-start.0").write_text("10 5 n1\n")
+    os.mkfifo(tmp_path / "run-exit.0")
+    files = runfiles.read_run_files(tmp_path)
+    assert files.exit is None and files.problem is not None and "FIFO" in files.problem
+    (tmp_path / "submit-ticket").mkdir()
+    assert runfiles.read_ticket(tmp_path) is None

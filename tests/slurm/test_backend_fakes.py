@@ -212,3 +212,32 @@ def test_cancel_is_one_scancel_with_one_argument_per_slurm_job(
     )
     with pytest.raises(TransientBackendError):
         asyncio.run(backend(tmp_path).cancel(jobs))
+
+
+@pytest.mark.parametrize("how", ["dir", "fifo", "symlink", "huge"])
+def test_sabotaged_status_files_never_raise_and_fail_the_job(
+    fakes: Fakes, tmp_path: Path, how: str
+) -> None:
+    """Issue 9: a job that puts a dir, FIFO, link or huge file where its exit file goes makes
+    status neither raise nor block; once it has left the queue it is failed with the reason."""
+    import os
+
+    running, gone = (
+        with_state(a, JobState.RUNNING, n) for a, n in zip(sweep(tmp_path, 2), "12", strict=True)
+    )
+    for job in (running, gone):
+        (job.attempt_dir / "run-start.0").write_text("1 x n\n")
+        target = job.attempt_dir / "run-exit.0"
+        if how == "dir":
+            target.mkdir()
+        elif how == "fifo":
+            os.mkfifo(target)
+        elif how == "symlink":
+            target.symlink_to("/etc/passwd")
+        else:
+            target.write_bytes(b"0 0 " * 10_000)
+    fakes.set("squeue", out="1|RUNNING|x|None\n")
+    seen = asyncio.run(backend(tmp_path).status([running, gone]))
+    assert seen[running.uuid].state == JobState.RUNNING
+    assert seen[gone.uuid].state == JobState.FAILED
+    assert "sabotaged" in seen[gone.uuid].reason

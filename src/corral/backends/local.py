@@ -1,9 +1,13 @@
 """The Local backend: jobs run detached on this machine under a small ``sh`` wrapper.
 
-Each attempt runs in its own session under ``local_wrapper.sh``, which writes ``pid`` and, at the
-end, ``exit`` into the attempt dir; jobs therefore outlive the monitor and are re-attached after a
-restart. While the monitor runs, completion is event-driven: a pidfd per wrapper is registered with
-the event loop, so a finished job is seen at once and nothing polls files. A concurrency cap counts
+Each attempt runs in its own session under ``local_wrapper.sh``, which writes ``run-start.0`` and,
+at the end, ``run-exit.0`` into the attempt dir; jobs therefore outlive the monitor and are
+re-attached after a restart. How every process of a job is reached (a cgroup, a PID namespace or
+a process group) is ``local_control``'s business. Everything in the attempt dir is hostile input
+(the job can write there): it is read with ``runfiles.read_small``, and a run marker naming
+another attempt is an error, never "already ran". While the monitor runs, completion is
+event-driven: a pidfd per wrapper is registered with the event loop, so a finished job is seen at
+once and nothing polls files. A concurrency cap counts
 cpus (default: the machine's cores); jobs waiting for a slot are reported ``submitted``.
 """
 
@@ -24,8 +28,10 @@ from pydantic import Field
 
 from corral import faults
 from corral.backends.base import AsyncBackend, BackendConfig, BackendOptions, Report, Submitted
-from corral.backends.runfiles import EXIT, START, parse_exit, parse_start
-from corral.errors import InvalidSpec
+from corral.backends.local_control import Control, ControlUnavailable, Mode, detect
+from corral.backends.runfiles import EXIT, START, Untrusted, parse_exit, parse_start, read_small
+from corral.environment import spawn_environment
+from corral.errors import BackendUnavailable, InvalidSpec
 from corral.records import Attempt, Observation
 from corral.states import JobState
 
@@ -65,22 +71,51 @@ class _Running:
 
 RUN_START = f"{START}.0"  # the local wrapper runs an attempt once: run 0 only
 RUN_EXIT = f"{EXIT}.0"
+MARKER = ".corral-run"
+"""The wrapper's lock (created with O_EXCL), holding the attempt uuid."""
 
 
-def _read_exit(attempt: Attempt) -> Observation | None:
+def marker_problem(attempt: Attempt) -> str | None:
+    """Why this attempt dir is not this attempt's (its run marker names another), or None. An
+    empty marker was left by a wrapper from before markers carried the uuid: it is accepted."""
     try:
-        record = parse_exit((attempt.attempt_dir / RUN_EXIT).read_text())
-    except FileNotFoundError:
-        return None
+        text = read_small(attempt.attempt_dir / MARKER)
+    except Untrusted as exc:
+        return f"run marker sabotaged: {exc}"
+    owner = (text or "").strip()
+    if owner and owner != attempt.uuid:
+        return f"this directory belongs to another attempt ({owner}), not {attempt.uuid}"
+    return None
+
+
+def _read_exit(attempt: Attempt, oom: bool = False) -> Observation | None:
+    problem = marker_problem(attempt)
+    if problem:
+        return Observation(attempt.uuid, JobState.FAILED, problem)
+    try:
+        text = read_small(attempt.attempt_dir / RUN_EXIT)
+    except Untrusted as exc:
+        return Observation(attempt.uuid, JobState.FAILED, f"status file sabotaged: {exc}")
+    record = parse_exit(text) if text is not None else None
     if record is None:
-        return None  # being written right now
+        return None  # not written (yet)
+    if record.replaced:
+        reason = f"status file sabotaged: the job put something of its own at {RUN_EXIT}"
+        return Observation(attempt.uuid, JobState.FAILED, reason, exit_code=record.code)
     walltime = record.code == 124 and bool(attempt.spec.resources.walltime)  # timeout(1)'s code
-    return Observation.ended(attempt.uuid, record.code, killed=record.terminated, walltime=walltime)
+    return Observation.ended(
+        attempt.uuid, record.code, killed=record.terminated, walltime=walltime, oom=oom
+    )
 
 
 class LocalOptions(BackendOptions):
     max_cpus: int | None = Field(None, ge=1, le=100_000, description="Cpus jobs may use at once.")
     kill_grace: float = Field(5.0, ge=0, le=3600, description="Seconds from SIGTERM to SIGKILL.")
+    process_control: Mode = Field(
+        "auto",
+        description="How a job's processes are reached: cgroup, pidns, pgroup or auto (the "
+        "first that works here).",
+    )
 
 
 class LocalBackend(AsyncBackend):
@@ -107,12 +142,20 @@ class LocalBackend(AsyncBackend):
         self._used = 0
         self._wake = asyncio.Event()
         self._ended: list[_Running] = []
+        self._cancelled: set[str] = set()
+        self._launching: set[str] = set()
+        self._release: list[str] = []  # cgroups of ended jobs, removed after the next launch
+        self.control = Control("pgroup")
 
     def _cpus(self, attempt: Attempt) -> int:
         return min(attempt.spec.resources.cpus, self.cap)
 
     async def start(self, report: Report) -> None:
         self._report = report
+        try:
+            self.control = await asyncio.to_thread(detect, self.options.process_control)
+        except ControlUnavailable as exc:
+            raise BackendUnavailable(f"process_control: {exc}") from exc
 
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -120,6 +163,9 @@ class LocalBackend(AsyncBackend):
             loop.remove_reader(job.pidfd)
             os.close(job.pidfd)
         self._running.clear()
+        if self._release:  # empty cgroups of jobs that ended last
+            done, self._release = self._release, []
+            await asyncio.to_thread(self.control.release_all, done)
 
     async def serve(self) -> None:
         """Launch queued jobs as slots free up and turn ended wrappers into observations."""
@@ -129,9 +175,13 @@ class LocalBackend(AsyncBackend):
             if self._ended:
                 ended, self._ended = self._ended, []
                 self._used -= sum(self._cpus(job.attempt) for job in ended)
-                for obs in await asyncio.to_thread(_reap, ended):
+                for obs in await asyncio.to_thread(_reap, ended, self.control, self._cancelled):
                     self._report(obs)
+                self._release.extend(job.attempt.uuid for job in ended)
             await self._launch_what_fits()
+            if self._release:
+                done, self._release = self._release, []
+                await asyncio.to_thread(self.control.release_all, done)
 
     async def _launch_what_fits(self) -> None:
         batch: list[Attempt] = []
@@ -143,7 +193,14 @@ class LocalBackend(AsyncBackend):
             batch.append(attempt)
         if not batch:
             return
-        launched = await asyncio.to_thread(_spawn_all, batch)
+        # While they are being spawned they are neither queued nor watched: status() must not
+        # take them for strangers (it would queue them again, and the second wrapper, finding
+        # the run marker, would end at once without an exit code).
+        self._launching.update(a.uuid for a in batch)
+        try:
+            launched = await asyncio.to_thread(_spawn_all, batch, self.control)
+        finally:
+            self._launching.difference_update(a.uuid for a in batch)
         faults.point("after_spawn")  # jobs run, the registry does not know yet
         for attempt, pid, error in launched:
             self._used -= self._cpus(attempt)
@@ -186,17 +243,17 @@ class LocalBackend(AsyncBackend):
         """A crash left these in ``submitting``: those whose wrapper started are found by its
         lock dir; the others are submitted again (the lock makes a double launch impossible)."""
         found = await asyncio.to_thread(
-            lambda: {a.uuid: "" for a in attempts if (a.attempt_dir / ".corral-run").exists()}
+            lambda: {a.uuid: "" for a in attempts if os.path.lexists(a.attempt_dir / MARKER)}
         )
         return found
 
     async def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
         """Tracked jobs report by events; only strangers (after a restart) are looked at."""
-        queued = {a.uuid for a in self._queue}
+        queued = {a.uuid for a in self._queue} | self._launching
         strangers = [a for a in attempts if a.uuid not in self._running and a.uuid not in queued]
         if not strangers:
             return {}
-        found = await asyncio.to_thread(_inspect_all, strangers)
+        found = await asyncio.to_thread(_inspect_all, strangers, self.control)
         result: dict[str, Observation] = {}
         for attempt, pid, obs in found:
             if pid is not None:
@@ -217,43 +274,58 @@ class LocalBackend(AsyncBackend):
             self._queue.remove(attempt)
             self._report(Observation(attempt.uuid, JobState.KILLED, "killed while queued"))
         targets = [self._running[u] for u in uuids if u in self._running]
+        self._cancelled.update(job.attempt.uuid for job in targets)
         for job in targets:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(job.pid, signal.SIGTERM)  # the wrapper leads the job's process group
+            # the wrapper's session: the wrapper (or unshare and the namespace's init) and the job
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(os.getpgid(job.pid), signal.SIGTERM)
         if targets:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.kill_grace):
                     await asyncio.gather(*(job.ended.wait() for job in targets))
-        for job in targets:
-            if job.attempt.uuid in self._running:
-                await asyncio.to_thread(_kill_group, job.attempt.attempt_dir)
+        late = [job for job in targets if job.attempt.uuid in self._running]
+        if late:
+            await asyncio.to_thread(_hard_kill_all, late, self.control)
 
     async def fetch_outputs(self, attempt: Attempt) -> None:
         return None  # the attempt dir is local
 
 
-def _spawn_all(batch: Sequence[Attempt]) -> list[tuple[Attempt, int | None, str | None]]:
+def _spawn_all(
+    batch: Sequence[Attempt], control: Control
+) -> list[tuple[Attempt, int | None, str | None]]:
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
-        return [_spawn(a, devnull) for a in batch]
+        return [_spawn(a, devnull, control) for a in batch]
     finally:
         os.close(devnull)
 
 
-def _spawn(attempt: Attempt, devnull: int) -> tuple[Attempt, int | None, str | None]:
+def _spawn(
+    attempt: Attempt, devnull: int, control: Control
+) -> tuple[Attempt, int | None, str | None]:
     resources = attempt.spec.resources
+    try:
+        place = control.place(attempt.uuid, resources.memory_mb)
+    except OSError as exc:
+        return attempt, None, f"cannot create the job's cgroup: {exc.strerror or exc}"
     argv = [
-        "sh",
+        *place.prefix,
+        "/bin/sh",
         str(WRAPPER),
         str(attempt.attempt_dir),
         str(resources.walltime or 0),
-        str((resources.memory_mb or 0) * 1024),
+        str(place.ulimit_kb),
+        attempt.uuid,
+        place.cgroup,
+        place.memory_cgroup,
+        control.mode,
     ]
     try:
         pid = os.posix_spawn(
-            "/bin/sh",
+            argv[0],
             argv,
-            os.environ,
+            spawn_environment(attempt.spec),
             setsid=True,
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, devnull, 0),
@@ -266,45 +338,51 @@ def _spawn(attempt: Attempt, devnull: int) -> tuple[Attempt, int | None, str | N
     return attempt, pid, None
 
 
-def _reap(ended: Sequence[_Running]) -> list[Observation]:
+def _reap(ended: Sequence[_Running], control: Control, cancelled: set[str]) -> list[Observation]:
+    """Observations for wrappers that ended (blocking: a worker thread). Never raises for
+    anything a job did to its files."""
     results = []
     for job in ended:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(job.pid, 0)  # ours if we launched it; re-attached ones are not our children
-        obs = _read_exit(job.attempt)
+        uuid = job.attempt.uuid
+        obs = _read_exit(job.attempt, oom=control.oom_killed(uuid))
+        if obs is None and uuid in cancelled:
+            obs = Observation(uuid, JobState.KILLED, "killed")
         if obs is None:
-            obs = Observation(
-                job.attempt.uuid, JobState.FAILED, "wrapper ended without an exit code"
-            )
+            obs = Observation(uuid, JobState.FAILED, "wrapper ended without an exit code")
+        cancelled.discard(uuid)
         results.append(obs)
     return results
 
 
 def _inspect_all(
-    attempts: Sequence[Attempt],
+    attempts: Sequence[Attempt], control: Control
 ) -> list[tuple[Attempt, int | None, Observation | None]]:
-    return [(a, *_inspect(a)) for a in attempts]
+    return [(a, *_inspect(a, control)) for a in attempts]
 
 
-def _inspect(attempt: Attempt) -> tuple[int | None, Observation | None]:
+def _inspect(attempt: Attempt, control: Control) -> tuple[int | None, Observation | None]:
     """After a restart: (pid to watch, None) or (None, final observation) or (None, None)."""
     directory = attempt.attempt_dir
     obs = _read_exit(attempt)
     if obs is not None:
+        control.release(attempt.uuid)
         return None, obs
     try:
         pid_file = directory / RUN_START
-        pid = int(parse_start(pid_file.read_text())[1] or "")
-        written = pid_file.stat().st_mtime
-    except (FileNotFoundError, ValueError):
-        if (directory / ".corral-run").exists():
-            age = time.time() - (directory / ".corral-run").stat().st_mtime
+        pid = int(parse_start(read_small(pid_file) or "")[1] or "")
+        written = os.lstat(pid_file).st_mtime
+    except (OSError, ValueError, Untrusted):
+        marker = directory / MARKER
+        if os.path.lexists(marker):
+            age = time.time() - os.lstat(marker).st_mtime
             if age < 10:  # the wrapper is starting right now
                 return None, Observation(attempt.uuid, JobState.SUBMITTED, "starting")
             return None, Observation(attempt.uuid, JobState.FAILED, "wrapper died before starting")
         return None, None
     started = _started_at(pid)
-    if started is not None and abs(started - written) < 5:
+    if pid > 1 and started is not None and abs(started - written) < 5:
         return pid, None
     obs = _read_exit(attempt)  # it may have ended between the two reads
     if obs is not None:
@@ -312,10 +390,30 @@ def _inspect(attempt: Attempt) -> tuple[int | None, Observation | None]:
     return None, Observation(attempt.uuid, JobState.FAILED, "wrapper vanished without an exit code")
 
 
-def _kill_group(attempt_dir: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-        pgid = int((attempt_dir / "jobpgid").read_text())
+def _hard_kill_all(jobs: Sequence[_Running], control: Control) -> None:
+    for job in jobs:
+        if control.mode == "pgroup":
+            _kill_group(job.attempt.attempt_dir, job.pid)
+        else:
+            control.hard_kill(job.attempt.uuid, job.pid)
+
+
+def _kill_group(attempt_dir: Path, wrapper_pid: int) -> None:
+    """SIGKILL the job's process group, as the wrapper wrote it in ``jobpgid``. That file is the
+    job's to overwrite: only the wrapper's own group or that of its direct child is accepted."""
+    with contextlib.suppress(OSError, ValueError, Untrusted):
+        pgid = int(read_small(attempt_dir / "jobpgid") or "")
+        if pgid != wrapper_pid and _parent_of(pgid) != wrapper_pid:
+            pgid = wrapper_pid
         os.killpg(pgid, signal.SIGKILL)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _cap(options: LocalOptions) -> int:

@@ -7,24 +7,40 @@ The wrapper writes, per run of the job (a batch scheduler may requeue it: Slurm'
 
 - ``run-start.<run>``: ``<epoch> <native id> <host>`` when the run starts (``-`` for a field the
   wrapper cannot know cheaply: the local wrapper writes ``- <pid> -``, builtins only);
-- ``run-exit.<run>``: ``<exit code> <terminated> [<epoch>]`` when it ends, where ``terminated``
-  is 1 if the wrapper itself got SIGTERM (a kill by corral, or a scheduler cancelling, timing
-  out or requeueing the job).
+- ``run-exit.<run>``: ``<exit code> <terminated> [<epoch> [replaced]]`` when it ends, where
+  ``terminated`` is 1 if the wrapper itself got SIGTERM (a kill by corral, or a scheduler
+  cancelling, timing out or requeueing the job), and ``replaced`` says that the job had put
+  something of its own where this file goes (``-`` for an epoch the wrapper did not take).
 
 Before calling the scheduler a batch backend writes ``submit-ticket``: ``<label> <task index or
 ->``, which finds the job again after a crash. The parsers are pure; ``read_run_files`` does the
 file I/O and is meant to run in a worker thread.
+
+Everything in an attempt dir is written by, or within reach of, the job itself, so it is hostile
+input: ``read_small`` opens a file only if it is a regular file (never through a symbolic link,
+never blocking on a FIFO or device: ``lstat`` first, then ``O_NOFOLLOW | O_NONBLOCK`` and the same
+inode checked again) and reads at most ``MAX_BYTES``. Anything else raises ``Untrusted``, which
+a backend turns into a failed job with that reason; it never escapes a backend.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 START = "run-start"
 EXIT = "run-exit"
 TICKET = "submit-ticket"
+MAX_BYTES = 4096
+"""The largest status file we read: real ones are a line; a bigger one is sabotage."""
+
+
+class Untrusted(Exception):
+    """A status file that is not a small regular file (a directory, FIFO, link, device or huge
+    file the job put in its place). The message is a reason to show on the failed job."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +48,7 @@ class ExitRecord:
     code: int
     terminated: bool
     at: float | None = None
+    replaced: bool = False
 
     @property
     def clean(self) -> bool:
@@ -49,6 +66,8 @@ class RunFiles:
     native_id: str | None = None
     started_at: float | None = None
     exit: ExitRecord | None = None
+    problem: str | None = None
+    """Why the files cannot be trusted (``Untrusted``): the job ends failed with this reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +83,14 @@ def parse_start(text: str) -> tuple[float | None, str | None]:
 
 def parse_exit(text: str) -> ExitRecord | None:
     fields = text.split()
-    if not fields or not fields[0].lstrip("-").isdigit():
+    # an exit status is 0..255; anything else was not written by a wrapper (a job may forge it)
+    code = fields[0] if fields else ""
+    if not (code.isascii() and code.isdigit() and len(code) <= 3 and int(code) <= 255):
         return None
     terminated = len(fields) > 1 and fields[1] == "1"
-    return ExitRecord(int(fields[0]), terminated, _float(fields[2]) if len(fields) > 2 else None)
+    at = _float(fields[2]) if len(fields) > 2 else None
+    replaced = len(fields) > 3 and fields[3] == "replaced"
+    return ExitRecord(int(fields[0]), terminated, at, replaced)
 
 
 def parse_ticket(text: str) -> Ticket | None:
@@ -99,28 +122,81 @@ def _float(text: str) -> float | None:
         return None
 
 
-def _read(path: Path) -> str | None:
+_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def read_small(path: Path, limit: int = MAX_BYTES) -> str | None:
+    """The text of a small regular file; None if it does not exist; ``Untrusted`` if it is
+    anything else (blocking I/O: call from a thread). Never follows a link, never blocks."""
     try:
-        return path.read_text()
+        before = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise Untrusted(f"{path.name}: {exc.strerror}") from exc
+    if not stat.S_ISREG(before.st_mode):
+        raise Untrusted(f"{path.name} is not a regular file ({_kind(before.st_mode)})")
+    try:
+        fd = os.open(path, _OPEN)
+    except FileNotFoundError:
+        return None  # removed between the two calls
+    except OSError as exc:
+        why = (
+            "is a symbolic link" if exc.errno == errno.ELOOP else f"cannot be read: {exc.strerror}"
+        )
+        raise Untrusted(f"{path.name} {why}") from exc
+    try:
+        after = os.fstat(fd)
+        if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+            raise Untrusted(f"{path.name} was replaced while it was read")
+        if not stat.S_ISREG(after.st_mode):
+            raise Untrusted(f"{path.name} is not a regular file ({_kind(after.st_mode)})")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise Untrusted(f"{path.name} is larger than {limit} bytes")
+    return data.decode("utf-8", "replace")
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def read_run_files(attempt_dir: Path) -> RunFiles:
-    """One listing and at most two small reads per attempt (blocking: call from a thread)."""
+    """One listing and at most two small reads per attempt (blocking: call from a thread).
+    Files the job sabotaged give ``RunFiles(problem=...)``; nothing raises."""
     try:
         names = os.listdir(attempt_dir)
     except (FileNotFoundError, NotADirectoryError):
         return RunFiles()
+    except OSError as exc:
+        return RunFiles(problem=f"cannot list the attempt dir: {exc.strerror}")
     run = latest_run(names)
     if run is None:
         return RunFiles()
-    start = _read(attempt_dir / f"{START}.{run}")
+    try:
+        start = read_small(attempt_dir / f"{START}.{run}")
+        ended = read_small(attempt_dir / f"{EXIT}.{run}")
+    except Untrusted as exc:
+        return RunFiles(run, problem=f"status file sabotaged: {exc}")
     started_at, native_id = parse_start(start) if start else (None, None)
-    ended = _read(attempt_dir / f"{EXIT}.{run}")
     return RunFiles(run, native_id, started_at, parse_exit(ended) if ended else None)
 
 
 def read_ticket(attempt_dir: Path) -> Ticket | None:
-    text = _read(attempt_dir / TICKET)
+    try:
+        text = read_small(attempt_dir / TICKET)
+    except Untrusted:
+        return None  # not ours: the attempt is submitted again (a ticket is corral's own file)
     return parse_ticket(text) if text else None

@@ -264,9 +264,12 @@ def _hint_relative(spec: JobSpec) -> None:
 def _check_monitor(settings: Settings, job_id: JobId, backend: str) -> None:
     """After a submit, say what will keep the job from moving: its backend is down, no monitor
     runs, or the last monitor died (the registry keeps its error)."""
+    from corral import modes
     from corral.cli import health_view
     from corral.cli.common import ago
 
+    if (loose := modes.home_warning(settings.home)) is not None:
+        print(loose, file=sys.stderr)  # reported, never changed: it may be shared on purpose
     facts = health_view.read(settings)
     down = facts.latest_down(backend)
     if down is not None:

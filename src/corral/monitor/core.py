@@ -352,6 +352,8 @@ class Monitor:
                     continue
                 log.info("finalising %s waits for space: %s", attempt.id, exc)
                 self._finalise_later.append(attempt)
+            except sandbox.Sabotaged as exc:  # the job got in its own way: its own failure
+                self.report(Observation(attempt.uuid, JobState.FAILED, str(exc)))
             except Exception as exc:  # one bad job must not stop finalisation of the others
                 self._failed_finalising(attempt, exc)
 

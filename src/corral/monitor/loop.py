@@ -343,7 +343,7 @@ def _prepare_all(batch: Sequence[Attempt]) -> list[tuple[Attempt, str]]:
     result = []
     for attempt in batch:
         try:
-            sandbox.prepare(attempt.spec, attempt.attempt_dir)
+            sandbox.prepare(attempt.spec, attempt.attempt_dir, attempt.uuid)
             result.append((attempt, ""))
         except OSError as exc:
             if exc.errno in sandbox.NO_SPACE:

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DatabaseError
 
+from corral import modes
 from corral.errors import RegistryError, StorageFull
 from corral.registry.schema import SCHEMA_REVISION, lease, metadata
 
@@ -96,7 +97,7 @@ def open_engines(path: Path, writer_begin: str = "BEGIN IMMEDIATE") -> tuple[Eng
     ``writer_begin="BEGIN"`` (deferred) is how tests prove that the compare-and-set writes
     stay correct where the write lock cannot be taken up front."""
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        modes.makedirs(path.parent)
         if not path.exists():
             path.touch(mode=0o600)
     except OSError as exc:
@@ -155,7 +156,7 @@ def _create_fresh(engine: Engine) -> None:
 def _migrate(engine: Engine, path: Path) -> None:
     """Create or upgrade to head; Alembic is imported only for a real upgrade."""
     # A file lock, because ten processes may open a fresh registry at once.
-    with open(path.with_suffix(".migrate.lock"), "w") as lock:
+    with open(path.with_suffix(".migrate.lock"), "w", opener=modes.opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stored_revision(engine) == SCHEMA_REVISION:
             return
@@ -167,7 +168,7 @@ def _migrate(engine: Engine, path: Path) -> None:
 
 def upgrade_with_alembic(engine: Engine, path: Path) -> None:
     """Run the versioned migrations to head (used for existing registries, and by tests)."""
-    with open(path.with_suffix(".migrate.lock"), "w") as lock:
+    with open(path.with_suffix(".migrate.lock"), "w", opener=modes.opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _upgrade(engine, path)
 

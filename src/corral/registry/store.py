@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
+from corral import identity_files
 from corral.errors import NotFound, StateConflict, WriteConflict
 from corral.records import Attempt, JobId, JobRecord, Page, Removal, Transition
 from corral.registry import identity, rows
@@ -63,6 +64,7 @@ class Registry(LeaseRows):
         begin = "BEGIN" if deferred_writes else "BEGIN IMMEDIATE"
         self._writer, self._reader = open_engines(path, begin)
         self.registry_uuid = identity.ensure(self._writer)
+        identity_files.check(path, work_dir, self.registry_uuid)  # emptied or replaced: refused
         # PRAGMA data_version is per connection: keep one open to ask "anything new?" cheaply.
         self._probe = sqlite3.connect(path, timeout=60, check_same_thread=False)
 
@@ -104,7 +106,7 @@ class Registry(LeaseRows):
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
                 job_id = int(cursor.execute(identity.NEXT_JOB_ID_SQL).fetchone()[0])
-                job_dir = self.work_dir / str(job_id)
+                job_dir = identity_files.job_root(self.work_dir, self.registry_uuid) / str(job_id)
                 tags = rows.encode_tags(spec.tags)
                 common = (job_id, spec.backend, tags, JobState.NEW.value, now, now)
                 values = [

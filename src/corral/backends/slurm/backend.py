@@ -196,6 +196,10 @@ class SlurmBackend(AsyncBackend):
         for uuid, obs in observed.items():
             if obs.state != JobState.UNKNOWN:
                 self._missing_since.pop(uuid, None)
+            problem = files[uuid].problem
+            if problem and obs.state in (JobState.COMPLETING, JobState.COMPLETED):
+                # a job that sabotaged its own status files never passes as a success
+                observed[uuid] = Observation(uuid, JobState.FAILED, problem, obs.exit_code)
         return observed
 
     async def _resolve_gone(
@@ -218,6 +222,9 @@ class SlurmBackend(AsyncBackend):
                 observed[attempt.uuid] = observe.from_acct(attempt, row)
             elif record is not None:
                 observed[attempt.uuid] = observe.from_exit_only(attempt, record)
+            elif files[attempt.uuid].problem:
+                problem = files[attempt.uuid].problem or ""
+                observed[attempt.uuid] = Observation(attempt.uuid, JobState.FAILED, problem)
             elif sacct_ok:
                 since = self._missing_since.setdefault(attempt.uuid, now)
                 observed[attempt.uuid] = observe.missing(attempt, now - since, self.lost_after)

@@ -186,6 +186,7 @@ def _directive(flag: str) -> str:
 WRAPPER = """\
 # corral's Slurm wrapper: run one attempt's job.sh and record its start and exit in the attempt
 # dir. A requeued job runs this again, so the files are keyed by SLURM_RESTART_COUNT.
+umask 077
 task=${{SLURM_ARRAY_TASK_ID:-0}}
 dir=$(sed -n "$((task + 1))p" {tasks})
 cd "$dir" 2>/dev/null || {{ echo "task $task: cannot enter '$dir'" >> {errors}; exit 125; }}

@@ -1,0 +1,103 @@
+"""The environment a job runs with: the submitter's, as it was at submit time.
+
+``sbatch`` propagates the submitting shell's environment by default, and so does corral, for
+every backend: at submit the session writes the environment to a file and the spec records its
+path (``environment_file``); the job script sources it. So a job never runs with the environment
+of whichever shell started the background monitor, and the environment never travels through the
+scheduler client's own (one ``sbatch`` serves many jobs).
+
+- The file is ``<work_dir>/<registry uuid>/env/<sha256>``, 0600, content-addressed: every job
+  submitted from the same environment (a sweep of 1,000 subjobs, a loop of submits) shares one.
+- ``CORRAL_*`` variables are removed, and so are names a shell cannot ``export``.
+- ``environment_policy = "clean"`` in the spec keeps only HOME, USER, LOGNAME, SHELL, LANG and TZ
+  and sets ``PATH=/usr/local/bin:/usr/bin:/bin``; the spec's own ``environment`` comes on top
+  either way. Without a policy the backend's default applies: "submit" for local, Slurm, HTCondor
+  and Grid Engine; "clean" for DIRAC (a grid job must not carry the submitter's PATH or tokens).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from corral import modes
+from corral.errors import ConfigError, StorageFull
+
+if TYPE_CHECKING:
+    from corral.spec import JobSpec
+
+CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
+CLEAN_KEEP = ("HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ")
+CLEAN_DEFAULT = frozenset({"dirac"})
+"""Backend kinds whose jobs get a clean environment unless the spec says otherwise."""
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def policy(spec: JobSpec, kind: str) -> str:
+    if spec.environment_policy is not None:
+        return spec.environment_policy
+    return "clean" if kind in CLEAN_DEFAULT else "submit"
+
+
+def select(environ: Mapping[str, str], how: str) -> dict[str, str]:
+    """What of ``environ`` a job gets (pure)."""
+    if how == "clean":
+        kept = {k: environ[k] for k in CLEAN_KEEP if k in environ}
+        return {**kept, "PATH": CLEAN_PATH}
+    return {
+        k: v
+        for k, v in environ.items()
+        if _NAME.match(k) and not k.startswith("CORRAL_") and "\0" not in v
+    }
+
+
+def render(env: Mapping[str, str]) -> str:
+    """A file ``sh`` can source: one ``export`` per variable, sorted, quoted."""
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
+
+
+def capture(
+    spec: JobSpec, kind: str, env_dir: Path, environ: Mapping[str, str] | None = None
+) -> JobSpec:
+    """The spec with ``environment_file`` set to this process's environment, stored once
+    (blocking I/O: call from a thread)."""
+    text = render(select(os.environ if environ is None else environ, policy(spec, kind)))
+    path = env_dir / hashlib.sha256(text.encode()).hexdigest()
+    try:
+        if not path.exists():
+            modes.makedirs(env_dir)
+            modes.write_atomic(path, text)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(f"no space left to store the job's environment in {env_dir}") from exc
+        raise ConfigError(
+            f"work_dir: cannot store the job's environment in {env_dir}: {exc}"
+        ) from exc
+    return spec.model_copy(update={"environment_file": str(path)})
+
+
+def script_lines(spec: JobSpec) -> list[str]:
+    """The job script's lines that set the environment (before the spec's own variables)."""
+    if spec.environment_file is None:
+        return []
+    quoted = shlex.quote(spec.environment_file)
+    return [
+        f"[ -f {quoted} ] || {{ echo 'corral: the environment file is gone: '{quoted} >&2; "
+        "exit 127; }",
+        f". {quoted}",
+    ]
+
+
+def spawn_environment(spec: JobSpec) -> Mapping[str, str]:
+    """What a local wrapper starts with: a minimal one when the job script sets the captured
+    environment (so nothing of the monitor's shell leaks in), else the monitor's own (jobs
+    stored before environments were captured)."""
+    if spec.environment_file is None:
+        return os.environ
+    return {"PATH": CLEAN_PATH}
