@@ -184,6 +184,20 @@ def test_walking_cgroup_procs_kills_without_cgroup_kill() -> None:
     assert not group.exists()
 
 
+@pytest.mark.skipif("cgroup" not in SUPPORTED, reason="no writable cgroup2 here")
+def test_empty_cgroups_left_by_a_killed_monitor_are_swept() -> None:
+    control = detect("cgroup")
+    assert control.v2_base is not None
+    old, young = (control.v2_base / f"left-{uuid.uuid4().hex}" for _ in range(2))
+    old.mkdir()
+    young.mkdir()
+    control.sweep(older_than=3600)
+    assert old.exists() and young.exists()  # both young for that threshold
+    time.sleep(1.1)
+    control.sweep(older_than=1)
+    assert not old.exists() and not young.exists()
+
+
 def test_a_forced_mode_that_cannot_work_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_control, "_mounts", lambda kind: [])
     with pytest.raises(ControlUnavailable, match="no cgroup2"):

@@ -156,6 +156,7 @@ class LocalBackend(AsyncBackend):
             self.control = await asyncio.to_thread(detect, self.options.process_control)
         except ControlUnavailable as exc:
             raise BackendUnavailable(f"process_control: {exc}") from exc
+        await asyncio.to_thread(self.control.sweep)  # what SIGKILLed monitors left behind
 
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()

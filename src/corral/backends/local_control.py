@@ -129,6 +129,23 @@ class Control:
         if self.v1_memory_base is not None:
             _rmdir(self.v1_memory_base / uuid)
 
+    def sweep(self, older_than: float = 300.0) -> int:
+        """Remove empty job cgroups left by monitors that were killed before their release
+        (rmdir refuses a populated cgroup; young ones may be a job another monitor is starting
+        right now). How many were removed."""
+        removed = 0
+        now = time.time()
+        for base in (self.v2_base, self.v1_memory_base):
+            if self.mode != "cgroup" or base is None:
+                continue
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(base):
+                    with contextlib.suppress(OSError):
+                        if entry.is_dir() and now - entry.stat().st_mtime > older_than:
+                            os.rmdir(entry.path)
+                            removed += 1
+        return removed
+
     def release_all(self, uuids: list[str]) -> None:
         for uuid in uuids:
             self.release(uuid)
