@@ -11,14 +11,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from corral import backends, sandbox
+from corral import admit, backends
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
-from corral.errors import InvalidInput, MonitorBusy, NotFound
+from corral.errors import InvalidInput, InvalidSpec, MonitorBusy, NotFound, WaitTimeout
+from corral.inputs import check_timeout
 from corral.monitor import Monitor
 from corral.records import JobId, JobRecord, Transition
 from corral.registry import Selection
 from corral.registry.aio import AsyncRegistry
+from corral.selection import parse_states
 from corral.spec import JobSpec, parse_spec
 from corral.splitters import split
 from corral.states import JobState
@@ -30,17 +32,11 @@ FOLLOW_POLL = 0.05
 
 
 def as_id(value: IdLike) -> JobId:
-    if isinstance(value, JobId):
-        return value
-    if isinstance(value, int):
-        return JobId(value)
-    return JobId.parse(value)
+    return JobId.of(value)  # InvalidInput for a float, None, 2**70...
 
 
 def as_ids(values: IdLike | Iterable[IdLike]) -> tuple[JobId, ...]:
-    if isinstance(values, JobId | int | str):
-        return (as_id(values),)
-    return tuple(as_id(v) for v in values)
+    return JobId.many(values)
 
 
 class AsyncSession:
@@ -116,8 +112,7 @@ class AsyncSession:
         """Store a job (split into subjobs if it has a splitter); the monitor submits it."""
         if not isinstance(spec, JobSpec):
             spec = parse_spec(spec)
-        await asyncio.to_thread(sandbox.check_inputs, spec)
-        await asyncio.to_thread(check_backend, self.settings, spec)
+        await asyncio.to_thread(admit.check_submit, self.settings, spec)
         subspecs = split(spec)
         job_id = await self._reg.call(self._reg.sync.add, spec, subspecs)
         await self._after_write()
@@ -133,6 +128,8 @@ class AsyncSession:
     async def copy(self, job: IdLike) -> JobId:
         """Submit a new job with the same spec."""
         record = await self.get(job)
+        if record.problem:  # (its spec is a placeholder)
+            raise InvalidSpec(f"job {record.id} cannot be copied: {record.problem}")
         return await self.submit(record.spec)
 
     # ------------------------------------------------------------------ read
@@ -150,7 +147,7 @@ class AsyncSession:
     ) -> list[JobRecord]:
         """Top-level jobs matching a selection, e.g. ``select(states=["failed"], tags=["x"])``."""
         selection = selection or Selection(
-            states=tuple(JobState(s) for s in states),
+            states=parse_states(states),
             names=tuple(names),
             tags=tuple(tags),
             backends=tuple(backends),
@@ -209,24 +206,33 @@ class AsyncSession:
         *,
         timeout: float | None = None,  # noqa: ASYNC109 -- the sync facade has no scope to pass
     ) -> list[JobRecord]:
-        """Until every given job is final; ``TimeoutError`` after ``timeout`` seconds.
+        """Until every given job is final; ``WaitTimeout`` (also a ``TimeoutError``) after
+        ``timeout`` seconds (a finite number >= 0, else ``InvalidInput``).
 
         Raises ``MonitorUnavailable`` if no monitor drives the jobs and none can be started
         (see ``corral.watch``): a dead monitor never makes this hang.
         """
+        timeout = check_timeout(timeout)
         ids = await self.resolve(jobs)
         watch = MonitorWatch(self.settings, self._monitor)
-        async with asyncio.timeout(timeout):
-            version = -1
-            while True:
-                now = await self._reg.call(self._reg.sync.data_version)
-                if now != version:
-                    version = now
-                    records = [await self.get(i) for i in ids]
-                    if all(r.state.final for r in records):
-                        return records
-                await watch.check()
-                await asyncio.sleep(FOLLOW_POLL)
+        version = -1
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    now = await self._reg.call(self._reg.sync.data_version)
+                    if now != version:
+                        version = now
+                        records = [await self.get(i) for i in ids]
+                        if all(r.state.final for r in records):
+                            return records
+                    await watch.check()
+                    await asyncio.sleep(FOLLOW_POLL)
+        except TimeoutError:
+            if version == -1:  # (timeout=0 expired before the first look: look once)
+                records = [await self.get(i) for i in ids]
+                if all(r.state.final for r in records):
+                    return records
+            raise WaitTimeout(f"wait timed out after {timeout:g} s") from None
 
     async def peek(self, job: IdLike, *, stderr: bool = False, lines: int = 20) -> str:
         """The last ``lines`` lines of a job's stdout (or stderr)."""

@@ -22,6 +22,7 @@ from corral.errors import (
     NotFound,
     RegistryError,
     StateConflict,
+    WaitTimeout,
 )
 
 __all__ = [
@@ -63,10 +64,6 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 class Unavailable(CorralError):
     """Something the command needs is missing (e.g. IPython for ``corral shell``)."""
-
-
-class WaitTimeout(CorralError):
-    """``corral wait --timeout`` expired before every job was final."""
 
 
 def exit_code(exc: BaseException) -> int:
