@@ -164,7 +164,7 @@ def _number(low: float, high: float, *, above: bool = False) -> Callable[[Any], 
 def _count(high: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-            raise ValueError(f"expected a whole number from 1 to {high:,}")
+            raise ValueError(f"expected a whole number >= 1 and <= {high:,}")
         return value
 
     return check
