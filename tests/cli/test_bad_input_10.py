@@ -140,6 +140,7 @@ def test_bad_stored_spec_shown_killed_removed(seeded: Path) -> None:
         conn.close()
     shown = run_corral(seeded, "show", "1")
     assert shown.code == 0, shown
+    assert "stored invalid job spec: backend_options.x" in shown.out
     assert run_corral(seeded, "ls").code == 0
     killed = run_corral(seeded, "kill", "1")
     assert killed.code == 0, killed
