@@ -146,13 +146,12 @@ def check_timeout(value: Any) -> float | None:
 
 def bad_text(value: Any, where: str = "") -> str | None:
     """``"where: what"`` for the first string (key or value, at any depth of dicts and lists)
-    that is not text (see ``text_problem``) or float that is not finite; None if all are fine.
-    For option tables whose models the core does not know (backend sections, --set, env)."""
+    that is not text (see ``text_problem``); None if all are fine. For option tables whose
+    models the core does not know (backend sections, --set, env); their numbers are checked by
+    the models (``allow_inf_nan=False``)."""
     if isinstance(value, str):
         why = text_problem(value)
         return f"{where or 'value'}: text {why}" if why else None
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{where or 'value'}: expected a finite number, got {value!r}"
     if isinstance(value, dict):
         for key, item in value.items():
             label = shown(key) if isinstance(key, str) and text_problem(key) else str(key)

@@ -264,7 +264,8 @@ def _where(loc: tuple[int | str, ...]) -> str:
     # A key of the user's (an environment name, an option) is shown quoted when it is not a
     # plain word, so a newline or an escape in it cannot forge the rest of the message.
     return ".".join(
-        str(p) if isinstance(p, int) or p.isidentifier() else inputs.shown(p) for p in loc
+        str(p) if isinstance(p, int) or (p.isprintable() and len(p) <= 60) else inputs.shown(p)
+        for p in loc
     )
 
 
@@ -317,13 +318,13 @@ def load_spec(path: Path) -> JobSpec:
         raw = path.read_bytes()
     except OSError as exc:
         raise InvalidSpec(f"cannot read job file {str(path)!r}: {exc.strerror}") from exc
-    kind = "TOML" if path.suffix == ".toml" else "JSON"
+    kind = path.suffix.lstrip(".") or "JSON"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidSpec(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     try:
-        if kind == "TOML":
+        if path.suffix == ".toml":
             data: Any = tomllib.loads(text)  # (TOML itself refuses duplicate keys)
         else:
             data = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)

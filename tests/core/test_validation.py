@@ -171,9 +171,9 @@ def test_json_duplicate_keys_refused(tmp_path: Path) -> None:
         ("job.json", b'{"command": ["echo", "\xff"]}', "not UTF-8"),
         ("job.toml", b'command = ["echo", "\xff"]', "not UTF-8"),
         ("job.json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-        ("job.toml", b"x = " + b"[" * 100_000 + b"]" * 100_000, "not valid TOML"),
+        ("job.toml", b"x = " + b"[" * 100_000 + b"]" * 100_000, "not valid toml"),
         ("job.json", b'{"command": ["echo"], "resources": {"cpus": NaN}}', "NaN"),
-        ("job.toml", b'command = ["echo"]\ncommand = ["ls"]\n', "not valid TOML"),
+        ("job.toml", b'command = ["echo"]\ncommand = ["ls"]\n', "not valid toml"),
     ],
 )
 def test_job_file_problems(tmp_path: Path, name: str, content: bytes, words: str) -> None:
