@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from corral.config import Settings
+from corral.errors import InvalidInput
 from corral.records import JobId, JobRecord, Transition
 from corral.registry import Selection
 from corral.session import AsyncSession, IdLike, MonitorMode
@@ -74,7 +75,7 @@ class Session:
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
             coro.close()
-            raise RuntimeError("use the Session in a 'with' block")
+            raise InvalidInput("use the Session in a 'with' block")  # (every API error is ours)
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result()
 
@@ -116,7 +117,8 @@ class Session:
         return self._call(self._async.remove(jobs, force=force))
 
     def wait(self, jobs: Jobs, *, timeout: float | None = None) -> list[JobRecord]:
-        """Until every job is final: ``TimeoutError`` after ``timeout``; ``MonitorUnavailable``
+        """Until every job is final: ``WaitTimeout`` (a ``TimeoutError`` too) after ``timeout``
+        (finite, >= 0: else ``InvalidInput``); ``MonitorUnavailable``
         if the monitor driving them is gone for good (this session's, or the daemon)."""
         return self._call(self._async.wait(jobs, timeout=timeout))
 

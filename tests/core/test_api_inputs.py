@@ -110,6 +110,11 @@ def test_bad_stored_spec_can_be_killed_and_removed(settings: Settings) -> None:
             sess.get(job)
 
 
+def test_a_session_outside_its_with_block(settings: Settings) -> None:
+    with pytest.raises(InvalidInput, match="'with' block"):
+        Session(settings, monitor="off").get(1)
+
+
 def test_every_api_failure_is_a_corral_error(offline: Session) -> None:
     calls = [
         lambda: offline.get(JobId(2**64)),
