@@ -116,6 +116,14 @@ def test_non_utf8_argument(seeded: Path) -> None:
         assert "not valid UTF-8" in done.stderr
 
 
+def test_wait_timeout_zero_on_a_final_job(cli_home: Path) -> None:
+    assert run_corral(cli_home, "submit", "--wait", "-q", "--", "true").code == 0
+    for timeout in ("0", "0.001"):
+        waited = run_corral(cli_home, "wait", "1", "--timeout", timeout)
+        assert waited.code == 0, waited
+    check(run_corral(cli_home, "wait", "1", "--timeout", "-1"), USAGE, "timeout")
+
+
 def test_home_pointing_at_a_file(seeded: Path) -> None:
     (seeded / "afile").write_text("")
     check(run_corral(seeded, "--home", str(seeded / "afile"), "ls"), USAGE, "expected a directory")
