@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from corral import inputs
 from corral.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ class Settings:
     idle_exit: float = 60.0
     flush_window: float = 0.02
     finalisers: int = 4
+    max_subjobs: int = 50_000
+    """The most subjobs one submit may make (checked before they are made)."""
     backends: Mapping[str, BackendSettings] = field(default_factory=dict)
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -108,6 +111,7 @@ USER_KEYS = tuple(f.name for f in fields(Settings) if f.name not in _INTERNAL)
 def _path(value: Any) -> Path:
     if not isinstance(value, str | Path) or not str(value):
         raise ValueError("expected a path")
+    inputs.check_path(str(value))
     return Path(value).expanduser()
 
 
@@ -119,7 +123,23 @@ def _registry(value: Any) -> Path:
         from corral.registry.url import sqlite_path
 
         return sqlite_path(value)
-    return _path(value)
+    return _file(value)
+
+
+def _dir(value: Any) -> Path:
+    """A directory corral creates if missing: an existing file there is an error now, not a
+    NotADirectoryError (exit 70) at the first write."""
+    path = _path(value)
+    if path.exists() and not path.is_dir():
+        raise ValueError("expected a directory, but it is a file")
+    return path
+
+
+def _file(value: Any) -> Path:
+    path = _path(value)
+    if path.is_dir():
+        raise ValueError("expected a file, but it is a directory")
+    return path
 
 
 def _bool(value: Any) -> bool:
@@ -140,31 +160,39 @@ def _bool(value: Any) -> bool:
     raise ValueError("expected true or false")
 
 
-def _number(low: float, *, above: bool = False) -> Callable[[Any], float]:
+def _number(low: float, high: float, *, above: bool = False) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError("expected a number")
-        if value < low or (above and value == low):
-            raise ValueError(f"expected a number {'>' if above else '>='} {low:g}")
+        # (NaN compares false with every bound: test that it is inside, not that it is outside)
+        if not (low < value if above else low <= value) or not value <= high:
+            raise ValueError(f"expected a number {'>' if above else '>='} {low:g} and <= {high:g}")
         return float(value)
 
     return check
 
 
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("expected a whole number >= 1")
-    return value
+def _count(high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise ValueError(f"expected a whole number >= 1 and <= {high:,}")
+        return value
+
+    return check
+
+
+_DAY = 86400.0
 
 
 _CHECKS: dict[str, Callable[[Any], Any]] = {
-    "home": _path,
-    "work_dir": _path,
+    "home": _dir,
+    "work_dir": _dir,
     "registry": _registry,
     "autostart": _bool,
-    "idle_exit": _number(0),
-    "flush_window": _number(0),
-    "finalisers": _count,
+    "idle_exit": _number(0, 365 * _DAY),
+    "flush_window": _number(0, 60),
+    "finalisers": _count(1024),
+    "max_subjobs": _count(10_000_000),
 }
 
 
@@ -323,8 +351,8 @@ def _section(name: str, raw: Mapping[str, Any], sources: Mapping[str, str]) -> B
 
     section = BackendSettings(
         type=check("type", kind, None),
-        min_interval=check("min_interval", _number(0, above=True), 0.5),
-        max_interval=check("max_interval", _number(0, above=True), 30.0),
+        min_interval=check("min_interval", _number(0, _DAY, above=True), 0.5),
+        max_interval=check("max_interval", _number(0, _DAY, above=True), 30.0),
         extra={k: v for k, v in raw.items() if k not in COMMON_BACKEND_KEYS},
     )
     if section.min_interval > section.max_interval:

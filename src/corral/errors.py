@@ -5,6 +5,7 @@
     │   ├── InvalidSpec              a job spec failed validation (names the field and value)
     │   └── ConfigError              the config file or an environment variable is wrong
     ├── NotFound                     no job with that id
+    ├── WaitTimeout                  ``wait`` gave up after its timeout (also a TimeoutError)
     ├── StateConflict                the verb does not apply to the job's current state
     ├── MonitorBusy                  another monitor holds the registry's lease
     ├── MonitorUnavailable           no monitor drives the registry and none could be started
@@ -67,6 +68,13 @@ class NotFound(CorralError):
     """No job matches the given id."""
 
     kind: ClassVar[Kind] = "not_found"
+
+
+class WaitTimeout(CorralError, TimeoutError):
+    """``wait`` gave up before every job was final (the CLI's exit code 4). Also a builtin
+    ``TimeoutError``, so ``except TimeoutError`` written for earlier versions still works."""
+
+    kind: ClassVar[Kind] = "timeout"
 
 
 class StateConflict(CorralError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,12 +25,43 @@ class JobId:
 
     @classmethod
     def parse(cls, text: str) -> JobId:
+        """``"42"`` or ``"42.3"``: ASCII digits within the registry's range, else InvalidInput."""
+        from corral import inputs
         from corral.errors import InvalidInput
 
-        head, _, tail = text.strip().partition(".")
-        if not head.isdigit() or (tail and not tail.isdigit()) or (_ and not tail):
-            raise InvalidInput(f"not a job id (expected 42 or 42.3): {text!r}")
-        return cls(int(head), int(tail) if tail else None)
+        if not isinstance(text, str):
+            raise InvalidInput(f"not a job id (expected 42 or 42.3): {inputs.shown(text)}")
+        head, dot, tail = text.strip().partition(".")
+        try:
+            return cls(inputs.job_number(head), inputs.job_number(tail) if dot else None)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"not a job id (expected 42 or 42.3): {inputs.shown(text)} ({exc})"
+            ) from None
+
+    @classmethod
+    def many(cls, values: object) -> tuple[JobId, ...]:
+        """One id (see ``of``) or a collection or iterator of them."""
+        if isinstance(values, list | tuple | set | frozenset | Iterator):
+            return tuple(cls.of(v) for v in values)
+        return (cls.of(values),)  # (None, bytes, a dict: refused there)
+
+    @classmethod
+    def of(cls, value: object) -> JobId:
+        """A ``JobId``, an int or a string as an id; anything else (a float, None, a bool, an
+        int outside the registry's range) is InvalidInput, never a TypeError or OverflowError."""
+        from corral import inputs
+        from corral.errors import InvalidInput
+
+        if isinstance(value, JobId):
+            checked = [value.job] if value.sub is None else [value.job, value.sub]
+            if all(isinstance(n, int) and 0 <= n <= inputs.MAX_ID for n in checked):
+                return value
+        elif isinstance(value, str):
+            return cls.parse(value)
+        elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= inputs.MAX_ID:
+            return cls(value)
+        raise InvalidInput(f"not a job id (expected 42 or '42.3'): {inputs.shown(value)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +75,9 @@ class Attempt:
     attempt_dir: Path
     state: JobState
     native_id: str | None = None
+    problem: str = ""
+    """Why the stored spec no longer validates ("" if it does); ``spec`` is then a placeholder
+    and the monitor fails the attempt instead of submitting it."""
 
     @property
     def label(self) -> str:
@@ -126,6 +160,8 @@ class JobRecord:
     subjobs: int = 0
     kill_requested: bool = False
     counts: dict[JobState, int] = field(default_factory=dict)
+    problem: str = ""
+    """Why the stored spec no longer validates ("" if it does; ``spec`` is then a placeholder)."""
 
     @property
     def is_master(self) -> bool:

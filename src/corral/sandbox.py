@@ -134,14 +134,6 @@ def _copy_input(source: Path, target: Path) -> None:
                 dst.write(chunk)
 
 
-def check_inputs(spec: JobSpec) -> None:
-    """Fail early, before anything is stored, if an input file is missing."""
-    for entry in spec.input_files:
-        source, _ = inputs.place(entry)
-        if not Path(source).is_file():
-            raise InvalidSpec(f"input_files: no such file: {source!r}")
-
-
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 

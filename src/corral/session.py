@@ -10,11 +10,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from corral import backends, environment, identity_files, sandbox
+from corral import admit, environment, identity_files
 from corral.changes import ChangeFeed
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
-from corral.errors import InvalidInput, MonitorBusy, MonitorUnavailable, NotFound
+from corral.errors import (
+    InvalidInput,
+    InvalidSpec,
+    MonitorBusy,
+    MonitorUnavailable,
+    NotFound,
+    WaitTimeout,
+)
+from corral.inputs import check_timeout
 from corral.jobfiles import delete_dirs, read_from, tail_lines
 from corral.lock import holder
 from corral.monitor import Monitor
@@ -22,6 +30,7 @@ from corral.records import BackendHealth, JobId, JobRecord, Page, Transition
 from corral.registry import Selection
 from corral.registry.aio import AsyncRegistry
 from corral.registry.status import MonitorStatus
+from corral.selection import parse_states
 from corral.spec import JobSpec, parse_spec
 from corral.splitters import split
 from corral.states import FINAL, JobState
@@ -33,17 +42,11 @@ CHECK_EVERY = 1.0  # a wait looks at the monitor at least this often, changes or
 
 
 def as_id(value: IdLike) -> JobId:
-    if isinstance(value, JobId):
-        return value
-    if isinstance(value, int):
-        return JobId(value)
-    return JobId.parse(value)
+    return JobId.of(value)  # InvalidInput for a float, None, 2**70...
 
 
 def as_ids(values: IdLike | Iterable[IdLike]) -> tuple[JobId, ...]:
-    if isinstance(values, JobId | int | str):
-        return (as_id(values),)
-    return tuple(as_id(v) for v in values)
+    return JobId.many(values)
 
 
 class AsyncSession:
@@ -133,8 +136,7 @@ class AsyncSession:
     def _checked_add(self, spec: JobSpec) -> JobId:
         """Check, split and store, in one hop to the db thread (three hops made a submit
         a third slower): bad input fails here, before anything is stored."""
-        sandbox.check_inputs(spec)
-        check_backend(self.settings, spec)
+        admit.check_submit(self.settings, spec)
         spec = self._capture_environment(spec)
         return self._reg.sync.add(spec, split(spec))
 
@@ -163,6 +165,8 @@ class AsyncSession:
     async def copy(self, job: IdLike) -> JobId:
         """Submit a new job with the same spec."""
         record = await self.get(job)
+        if record.problem:  # (its spec is a placeholder)
+            raise InvalidSpec(f"job {record.id} cannot be copied: {record.problem}")
         return await self.submit(record.spec)
 
     # ------------------------------------------------------------------ read
@@ -180,7 +184,7 @@ class AsyncSession:
     ) -> list[JobRecord]:
         """Top-level jobs matching a selection, e.g. ``select(states=["failed"], tags=["x"])``."""
         selection = selection or Selection(
-            states=tuple(JobState(s) for s in states),
+            states=parse_states(states),
             names=tuple(names),
             tags=tuple(tags),
             backends=tuple(backends),
@@ -281,30 +285,39 @@ class AsyncSession:
         *,
         timeout: float | None = None,  # noqa: ASYNC109 -- the sync facade has no scope to pass
     ) -> list[JobRecord]:
-        """Until every given job is final; ``TimeoutError`` after ``timeout`` seconds.
+        """Until every given job is final; ``WaitTimeout`` (also a ``TimeoutError``) after
+        ``timeout`` seconds (a finite number >= 0, else ``InvalidInput``).
 
         Raises ``MonitorUnavailable`` if no monitor drives the jobs and none can be started
         (see ``corral.watch``): a dead monitor never makes this hang.
         """
+        timeout = check_timeout(timeout)
         ids = await self.resolve(jobs)
         watch = MonitorWatch(self.settings, self._monitor)
         wanted = set(ids)
-        async with asyncio.timeout(timeout), self._feed.subscribe() as changes:
-            # Subscribed first, read second: what changes after the read is in the stream.
+        try:
+            async with asyncio.timeout(timeout), self._feed.subscribe() as changes:
+                # Subscribed first, read second: what changes after the read is in the stream.
+                records = await self._reg.call(self._reg.sync.get_many, ids)
+                pending = {r.id for r in records if not r.state.final}
+                while pending:
+                    await watch.check()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(CHECK_EVERY):
+                            for change in await changes.next():
+                                if change.applied and change.id in wanted:
+                                    # the last change of a job says it all (a retry: failed, new)
+                                    if change.new.final:
+                                        pending.discard(change.id)
+                                    else:
+                                        pending.add(change.id)
+                return await self._reg.call(self._reg.sync.get_many, ids)
+        except TimeoutError:
+            # (timeout=0 may expire before the first look: jobs already final are not late)
             records = await self._reg.call(self._reg.sync.get_many, ids)
-            pending = {r.id for r in records if not r.state.final}
-            while pending:
-                await watch.check()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(CHECK_EVERY):
-                        for change in await changes.next():
-                            if change.applied and change.id in wanted:
-                                # the last change of a job says it all (a retry: failed, new)
-                                if change.new.final:
-                                    pending.discard(change.id)
-                                else:
-                                    pending.add(change.id)
-            return await self._reg.call(self._reg.sync.get_many, ids)
+            if all(r.state.final for r in records):
+                return records
+            raise WaitTimeout(f"wait timed out after {timeout:g} s") from None
 
     async def peek(self, job: IdLike, *, stderr: bool = False, lines: int = 20) -> str:
         """The last ``lines`` lines of a job's stdout (or stderr)."""
@@ -365,8 +378,3 @@ class AsyncSession:
             if change.applied:
                 for callback in self._callbacks:
                     callback(change)
-
-
-def check_backend(settings: Settings, spec: JobSpec) -> None:
-    """Bad input before anything is stored (see ``corral.backends.check_spec``)."""
-    backends.check_spec(settings, spec)

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from corral import inputs
 from corral.errors import ConfigError, InvalidSpec
 from corral.records import Attempt, Observation
 
@@ -57,9 +58,9 @@ M = TypeVar("M", bound=BaseModel)
 
 class BackendOptions(BaseModel):
     """Options of a ``[backends.NAME]`` section (beyond type/min_interval/max_interval).
-    Strict: ``"abc"`` is not a number and ``true`` is not 1."""
+    Strict: ``"abc"`` is not a number, ``true`` is not 1, NaN is not a number at all."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class BlockingOptions(BackendOptions):
@@ -71,7 +72,7 @@ class JobOptions(BaseModel):
 
     # (named like the class attribute ``BackendBase.JobOptions`` that holds a subclass of it)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def validation_message(exc: ValidationError, where: str) -> str:
@@ -89,6 +90,9 @@ def validation_message(exc: ValidationError, where: str) -> str:
 
 
 def parse_model(model: type[M], raw: Mapping[str, Any], where: str, error: type[Exception]) -> M:
+    bad = inputs.bad_text(raw)  # every backend's options, whatever its model declares
+    if bad is not None:
+        raise error(f"{where}.{bad}")
     try:
         return model.model_validate(dict(raw))
     except ValidationError as exc:

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from corral.errors import CorralError, Kind, classify
+from corral.errors import CorralError, Kind, WaitTimeout, classify
 
 __all__ = [
     "INTERNAL",
@@ -55,12 +55,6 @@ class Unavailable(CorralError):
     """Something the command needs is missing (e.g. IPython for ``corral shell``)."""
 
     kind = "unavailable"
-
-
-class WaitTimeout(CorralError):
-    """``corral wait --timeout`` expired before every job was final."""
-
-    kind = "timeout"
 
 
 CODES: dict[Kind, int] = {

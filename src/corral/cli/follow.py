@@ -95,7 +95,9 @@ def wait_for(
     ``MonitorUnavailable``: see ``corral.watch``). Progress is a live bar on a terminal;
     elsewhere silent, or a line per change with ``log_changes``."""
     from corral.cli import tracking
+    from corral.inputs import check_timeout
 
+    timeout = check_timeout(timeout)  # (-1 is bad input, exit 2: not a timeout)
     final = run(tracking.wait_until_final(settings, targets, timeout, log_changes))
     return report(final, as_json, quiet)
 

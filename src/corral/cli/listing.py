@@ -226,6 +226,8 @@ def _print_show(
     waiting = _waiting(record, health)
     if waiting is not None:
         out.print(f"  [yellow]{escape(waiting)}[/yellow]")
+    if record.problem:  # (the spec below is a placeholder: corral.spec.read_stored_spec)
+        out.print(f"  [red]{escape(record.problem)}[/red]")
     facts = Table.grid(padding=(0, 2))
     for key, value in _facts(record):
         facts.add_row(f"  [dim]{key}[/dim]", escape(value))

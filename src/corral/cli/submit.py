@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from corral.spec import JobSpec
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.(\d+))?$")
+# ASCII digits (\d also takes other scripts' digits), and few enough that int() stays cheap
+_RANGE = re.compile(r"^(-?[0-9]{1,30})\.\.(-?[0-9]{1,30})(?:\.\.([0-9]{1,30}))?$")
 _INTERPRETERS = {"python", "python3", "sh", "bash", "Rscript", "perl", "julia", "ruby", "node"}
 
 
@@ -63,11 +64,11 @@ def submit(
     cli = state(ctx)
     given = locals()  # (the flag parameters, named as build_spec's keys)
     flags = {key: given[key] for key in o.SPEC_FLAGS}
-    spec = build_spec(job_file, cli.tail, flags)
     settings = cli.settings()
-    from corral import backends
+    spec = build_spec(job_file, cli.tail, flags, max_values=settings.max_subjobs)
+    from corral import admit
 
-    backends.check_spec(settings, spec)  # exit 2 for a bad setting or option, 3 if it cannot load
+    admit.check_submit(settings, spec)  # the real submit's checks, so --dry-run runs them too
     _hint_relative(spec)
     if dry_run:
         _dry_run(settings, spec, as_json)
@@ -91,16 +92,21 @@ def submit(
 
 
 async def _submit(settings: Settings, spec: JobSpec) -> tuple[JobId, int]:
-    from corral.splitters import split
-
     async with session(settings, "daemon") as sess:
         job_id = await sess.submit(spec)
-    return job_id, len(split(spec))
+    return job_id, spec.subjob_count
 
 
 # ---------------------------------------------------------------- building the spec
-def build_spec(job_file: Path | None, tail: list[str] | None, flags: dict[str, Any]) -> JobSpec:
-    """The validated spec from a job file and/or the flags (flags win, lists are appended)."""
+def build_spec(
+    job_file: Path | None,
+    tail: list[str] | None,
+    flags: dict[str, Any],
+    *,
+    max_values: int = 50_000,
+) -> JobSpec:
+    """The validated spec from a job file and/or the flags (flags win, lists are appended);
+    a sweep range of more than ``max_values`` values is refused before it is made."""
     from corral.spec import load_spec, parse_spec
 
     data: dict[str, Any] = {}
@@ -125,7 +131,7 @@ def build_spec(job_file: Path | None, tail: list[str] | None, flags: dict[str, A
     if tail:
         data.pop("script", None)
         data["command"] = list(tail)
-    _apply_flags(data, flags)
+    _apply_flags(data, flags, max_values)
     if "command" not in data and "script" not in data:
         raise InvalidInput(
             "nothing to run: give a job file, --script FILE, or a command after "
@@ -134,7 +140,7 @@ def build_spec(job_file: Path | None, tail: list[str] | None, flags: dict[str, A
     return parse_spec(data)
 
 
-def _apply_flags(data: dict[str, Any], f: dict[str, Any]) -> None:
+def _apply_flags(data: dict[str, Any], f: dict[str, Any], max_values: int) -> None:
     for key, flag in (("backend", "backend"), ("name", "name"), ("max_attempts", "max_attempts")):
         if f[flag] is not None:
             data[key] = f[flag]
@@ -161,7 +167,7 @@ def _apply_flags(data: dict[str, Any], f: dict[str, Any]) -> None:
     if f["sweep"] and f["split"] is not None:
         raise InvalidInput("give --sweep or --split, not both (a job has one splitter)")
     if f["sweep"]:
-        data["splitter"] = {"kind": "sweep", "parameters": parse_sweep(f["sweep"])}
+        data["splitter"] = {"kind": "sweep", "parameters": parse_sweep(f["sweep"], max_values)}
     if f["split"] is not None:
         data["splitter"] = {"kind": "args", "args": parse_split(f["split"])}
 
@@ -188,12 +194,14 @@ def _options(items: list[str] | None) -> dict[str, Any]:
 
 def _read(path: Path, flag: str) -> str:
     try:
-        return path.read_text()
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidInput(f"{flag}: cannot read {str(path)!r}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{flag}: {str(path)!r} is not UTF-8 text (byte {exc.start})") from exc
 
 
-def parse_sweep(items: list[str]) -> dict[str, list[str]]:
+def parse_sweep(items: list[str], max_values: int = 50_000) -> dict[str, list[str]]:
     """``["seed=1,2,3", "n=1..4"]`` -> ``{"seed": ["1", "2", "3"], "n": ["1", "2", "3", "4"]}``."""
     parameters: dict[str, list[str]] = {}
     for item in items:
@@ -210,7 +218,7 @@ def parse_sweep(items: list[str]) -> dict[str, list[str]]:
             )
         if name in parameters:
             raise InvalidInput(f"--sweep {item!r}: parameter {name!r} is given twice")
-        values = [v for part in text.split(",") for v in _expand(part.strip(), item)]
+        values = [v for part in text.split(",") for v in _expand(part.strip(), item, max_values)]
         if not values or "" in values:
             raise InvalidInput(
                 f"--sweep {item!r}: every value must be non-empty (e.g. {name}=1,2,3)"
@@ -219,14 +227,17 @@ def parse_sweep(items: list[str]) -> dict[str, list[str]]:
     return parameters
 
 
-def _expand(part: str, item: str) -> list[str]:
+def _expand(part: str, item: str, limit: int) -> list[str]:
+    from corral.splitters import range_values
+
     match = _RANGE.match(part)
     if not match:
         return [part]
     start, stop, step = int(match[1]), int(match[2]), int(match[3] or 1)
-    if step < 1 or stop < start:
-        raise InvalidInput(f"--sweep {item!r}: a range goes up, like 1..10 or 0..100..5")
-    return [str(v) for v in range(start, stop + 1, step)]
+    try:
+        return [str(v) for v in range_values(start, stop, step, limit)]
+    except InvalidInput as exc:
+        raise InvalidInput(f"--sweep {item!r}: {exc}") from None
 
 
 def parse_split(path: Path) -> list[list[str]]:
@@ -299,10 +310,14 @@ def _check_monitor(settings: Settings, job_id: JobId, backend: str) -> None:
 
 
 def _dry_run(settings: Settings, spec: JobSpec, as_json: bool) -> None:
-    from corral.sandbox import render_job_script
-    from corral.splitters import split
+    from itertools import islice
 
-    subjobs = split(spec)
+    from corral.sandbox import render_job_script
+    from corral.splitters import iter_split
+
+    count = spec.subjob_count
+    # Only what is shown is made: a sweep at the max_subjobs cap is checked in well under a second.
+    subjobs = list(islice(iter_split(spec), None if as_json else 5))
     first = subjobs[0] if subjobs else spec
     where = settings.work_dir / "NEW" / ("0" if subjobs else "") / "attempt-1"
     script = render_job_script(first, where)
@@ -316,13 +331,13 @@ def _dry_run(settings: Settings, spec: JobSpec, as_json: bool) -> None:
             }
         )
         return
-    what = f"{len(subjobs)} subjobs" if subjobs else "1 job"
+    what = f"{count} subjobs" if count else "1 job"
     print(f"valid: {what} named {spec.name!r} on {spec.backend} (dry run: nothing submitted)")
-    for i, sub in enumerate(subjobs[:5]):
+    for i, sub in enumerate(subjobs):
         env = " ".join(f"{k}={v}" for k, v in sub.environment.items() if k not in spec.environment)
         argv = shlex.join([*(sub.command or ("<script>",)), *sub.arguments])
         print(f"  .{i}  {argv}  {env}".rstrip())
-    if len(subjobs) > 5:
-        print(f"  ... and {len(subjobs) - 5} more")
+    if count > len(subjobs):
+        print(f"  ... and {count - len(subjobs)} more")
     print(f"--- the script{' of subjob .0' if subjobs else ''} ({where}/job.sh) ---")
     sys.stdout.write(script)

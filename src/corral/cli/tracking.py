@@ -59,6 +59,8 @@ async def wait_until_final(
                 except TimeoutError:
                     jobs = await asyncio.to_thread(summary.summaries_of, conn, ids)
                     left = sum(j.units - j.done for j in jobs)
+                    if not left:  # (--timeout 0 expires before the first read: all were done)
+                        return jobs
                     raise WaitTimeout(
                         f"wait timed out after {give_up_after:g} s: {left} of "
                         f"{sum(j.units for j in jobs)} jobs not finished"

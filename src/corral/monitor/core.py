@@ -218,6 +218,11 @@ class Monitor:
 
     # ----------------------------------------------------------------- backends
     def _loop_for(self, attempt: Attempt) -> BackendLoop | None:
+        if attempt.problem and attempt.state in (JobState.NEW, JobState.SUBMITTING):
+            # Its stored spec no longer validates (corral.spec.read_stored_spec): never submit
+            # the placeholder; fail the job with the reason, so it can be seen and removed.
+            self.report(Observation(attempt.uuid, JobState.FAILED, attempt.problem))
+            return None
         name = attempt.spec.backend
         loop = self._loops.get(name)
         if loop is None:

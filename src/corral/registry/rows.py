@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Row, and_, or_
 from corral.records import Attempt, JobId, JobRecord, Transition
 from corral.registry.schema import TOP, jobs
 from corral.selection import Selection
-from corral.spec import spec_from_json
+from corral.spec import read_stored_spec
 from corral.states import JobState
 
 
@@ -34,10 +34,12 @@ def decode_tags(text: str) -> tuple[str, ...]:
 
 def job_record(row: Row[Any], counts: dict[JobState, int] | None = None) -> JobRecord:
     m = row._mapping
+    spec, problem = read_stored_spec(m["spec"])
     return JobRecord(
         id=JobId(m["job_id"], from_sub(m["sub"])),
         name=m["name"],
-        spec=spec_from_json(m["spec"]),
+        spec=spec,
+        problem=problem,
         state=JobState(m["state"]),
         attempt=m["attempt"],
         uuid=m["uuid"],
@@ -59,11 +61,13 @@ def job_record(row: Row[Any], counts: dict[JobState, int] | None = None) -> JobR
 def attempt_of(row: Row[Any]) -> Attempt:
     m = row._mapping
     job_dir = Path(m["job_dir"])
+    spec, problem = read_stored_spec(m["spec"])
     return Attempt(
         id=JobId(m["job_id"], from_sub(m["sub"])),
         uuid=m["uuid"],
         attempt=m["attempt"],
-        spec=spec_from_json(m["spec"]),
+        spec=spec,
+        problem=problem,
         attempt_dir=job_dir / f"attempt-{m['attempt']}",
         state=JobState(m["state"]),
         native_id=m["native_id"],

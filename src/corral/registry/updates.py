@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from corral.errors import WriteConflict
 from corral.records import Observation
 from corral.registry.schema import TOP, attempts, jobs, transitions
-from corral.spec import spec_from_json
+from corral.spec import read_stored_spec
 from corral.states import ACTIVE, JobState, decide, master_state
 
 SQLITE_BUSY = 5
@@ -94,7 +94,7 @@ def _retry_failed(conn: Connection, failed: Sequence[_Row], now: float) -> None:
     """Failed attempts with attempts left under the spec's ``max_attempts`` start the next one."""
     for row in failed:
         spec_text = conn.execute(select(jobs.c.spec).where(jobs.c.pk == row.pk)).scalar_one()
-        limit = spec_from_json(spec_text).max_attempts
+        limit = read_stored_spec(spec_text)[0].max_attempts  # (a placeholder: 1)
         if row.attempt < limit:
             reason = f"automatic resubmission (attempt {row.attempt + 1} of {limit})"
             archive_and_renew(conn, row, now, reason)
