@@ -4,6 +4,7 @@
 #   scripts/diracx-local.sh stop
 #   scripts/diracx-local.sh restart-server   uvicorn alone: jobs, keys and tokens survive
 #   scripts/diracx-local.sh token GROUP      prints a fresh token pair (JSON) for ciuser in GROUP
+#   scripts/diracx-local.sh credentials FILE [GROUP]   writes such a pair as `dirac login` does
 # VENV (default /tmp/corral-diracx, built by diracx-venv.sh), WORK (default /tmp/corral-diracx-run),
 # DIRACX_PORT (8000), S3_PORT (27132), DIRACX_ACCESS_MINUTES (240; 1 for refresh tests).
 set -euo pipefail
@@ -89,10 +90,21 @@ token() {  # a token pair from the legacy exchange (what DIRAC's own servers use
     -H "Authorization: Bearer diracx:legacy:${DIRACX_LEGACY_EXCHANGE_KEY_B64}"
 }
 
+credentials() {  # a credentials file as `dirac login` writes it (0600, expires_on a Unix time)
+  token "${3:-user}" | python3 -c '
+import json, os, sys, time
+data = json.load(sys.stdin)
+out = {"access_token": data["access_token"], "refresh_token": data.get("refresh_token"),
+       "expires_on": int(time.time()) + int(data["expires_in"]) - 10}
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, json.dumps(out).encode()); os.close(fd)' "$2"
+}
+
 case "${1:-start}" in
   start) start ;;
   stop) stop ;;
   restart-server) restart_server ;;
   token) token "${2:-user}" ;;
-  *) echo "usage: $0 start|stop|restart-server|token GROUP" >&2; exit 2 ;;
+  credentials) credentials "$@" ;;
+  *) echo "usage: $0 start|stop|restart-server|token GROUP|credentials FILE [GROUP]" >&2; exit 2 ;;
 esac
