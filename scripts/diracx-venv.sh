@@ -14,5 +14,6 @@ fi
 rm -rf "$venv"
 "$python" -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade "pip==25.3"
-"$venv/bin/pip" install -q -r "$req"
+# (pip's notes about unused local index locations are noise here)
+"$venv/bin/pip" install -q -r "$req" 2>&1 | { grep -v "^WARNING: Location" || true; }
 echo "$stamp" > "$venv/.corral-stamp"

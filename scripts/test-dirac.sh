@@ -58,8 +58,14 @@ run() {
 }
 
 case "${1:-all}" in
-  prepare) prepare || { touch "$RUN/failed"; exit 1; } ;;
+  prepare)
+    # (not `prepare || ...`: that would turn off set -e inside the function)
+    trap '[ -f "$RUN/ready" ] || touch "$RUN/failed"' EXIT
+    prepare ;;
   run) run "${2:-.venv/bin}" ;;
-  all) prepare; run "${2:-.venv/bin}" ;;
+  all)
+    trap '[ -f "$RUN/ready" ] || touch "$RUN/failed"' EXIT
+    prepare
+    run "${2:-.venv/bin}" ;;
   *) echo "usage: $0 prepare|run [VENV_BIN]|all [VENV_BIN]" >&2; exit 2 ;;
 esac
