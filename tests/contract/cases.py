@@ -117,8 +117,12 @@ class DiracCase(BackendCase):
     witness file works; outputs come back through the output sandbox."""
 
     def refused(self) -> dict[str, Any]:
-        # a control character has no escape in a JDL string: the backend refuses the job
-        return {"command": ["echo", "bad\x01value"], "backend": self.backend}
+        # a platform no JDL can name: past the CLI's checks, the backend's submit refuses it
+        return {
+            "command": ["true"],
+            "backend": self.backend,
+            "backend_options": {"platform": "not a platform!"},
+        }
 
     def break_start(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, home: Path) -> None:
         monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(tmp_path / "never-logged-in.json"))

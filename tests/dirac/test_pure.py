@@ -101,7 +101,7 @@ def test_jdl_of_a_command_round_trips() -> None:
     job = parse_spec(
         {
             "backend": "dirac",
-            "command": ["python3", "-c", 'print("a b")'],
+            "command": ["python3", "-c", "print(1 + 1)"],
             "arguments": ["x y", "it's"],
             "environment": {"A": "1", "B": "two words"},
             "outputs": ["out/*.txt"],
@@ -113,7 +113,7 @@ def test_jdl_of_a_command_round_trips() -> None:
     attrs = jdl.parse(text)
     assert attrs["JobName"] == "corral-u1" and attrs["JobGroup"] == "ab" * 16
     assert attrs["Executable"] == "python3"
-    assert shlex.split(str(attrs["Arguments"])) == ["-c", 'print("a b")', "x y", "it's"]
+    assert shlex.split(str(attrs["Arguments"])) == ["-c", "print(1 + 1)", "x y", "it's"]
     assert jdl.environment(attrs) == {"A": "1", "B": "two words"}
     assert attrs["OutputSandbox"] == ["stdout", "stderr", "out/*.txt"]
     assert attrs["InputSandbox"] == ["SB:SandboxSE|/S3/x"]
@@ -129,6 +129,32 @@ def test_a_script_runs_from_the_sandbox_and_the_environment_is_only_the_specs() 
     assert "Environment" not in attrs and "InputSandbox" not in attrs
     with pytest.raises(ValueError):
         jdl.quote("a\x01b")
+
+
+def test_a_command_the_jdl_cannot_carry_runs_through_a_wrapper(tmp_path: Path) -> None:
+    job = parse_spec(
+        {
+            "backend": "dirac",
+            "command": ["sh", "-c", 'echo "out 0" > out.txt; echo "$X"'],
+            "environment": {"X": 'a "quoted" value'},
+        }
+    )
+    assert jdl.needs_wrapper(job)
+    attrs = jdl.parse(jdl.render(jdl.describe(job, "l", "g", jdl.Placement(), "SB:x")))
+    assert (attrs["Executable"], attrs["Arguments"]) == ("/bin/sh", jdl.COMMAND)
+    assert "Environment" not in attrs
+    sandbox.prepare(job, tmp_path)
+    blob = payload.input_sandbox(job, tmp_path)
+    assert blob is not None
+    with tarfile.open(fileobj=io.BytesIO(blob.data)) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    import subprocess
+
+    done = subprocess.run(
+        ["/bin/sh", jdl.COMMAND], cwd=tmp_path / "x", capture_output=True, text=True, check=True
+    )
+    assert done.stdout == 'a "quoted" value\n'
+    assert (tmp_path / "x" / "out.txt").read_text() == "out 0\n"
 
 
 def test_input_sandboxes_of_equal_files_are_equal(tmp_path: Path) -> None:
