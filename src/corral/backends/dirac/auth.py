@@ -100,6 +100,22 @@ def _lock(path: Path) -> IO[str]:
     return handle
 
 
+async def _locked(path: Path) -> IO[str]:
+    """The file, exclusively locked (the wait runs in a thread). Cancelled while waiting, the
+    lock the thread gets later is released at once, never left held by a forgotten handle."""
+    task = asyncio.ensure_future(asyncio.to_thread(_lock, path))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_release_done)
+        raise
+
+
+def _release_done(task: asyncio.Future[IO[str]]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        _release(task.result())
+
+
 def _reread(handle: IO[str]) -> Tokens | None:
     handle.seek(0)
     text = handle.read()
@@ -155,7 +171,7 @@ class TokenStore:
             if self.tokens is not None and self.tokens.access_token != stale:
                 return self.tokens  # refreshed by the call ahead of us in this process
             try:
-                handle = await asyncio.to_thread(_lock, self.path)
+                handle = await _locked(self.path)
             except FileNotFoundError as exc:
                 raise BackendUnavailable(f"{LOGIN}: no credentials file {self.path}") from exc
             try:
