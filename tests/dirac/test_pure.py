@@ -197,3 +197,16 @@ def test_outputs_are_extracted_safely_and_moved_into_place(tmp_path: Path) -> No
         payload.unpack_outputs(job, other, [evil.getvalue()])
     assert not (tmp_path / "escaped").exists()
     assert not (other / ".dirac-output.tmp").exists()
+
+
+def test_options_take_one_site_or_many_and_a_jobs_own_replace_the_sections() -> None:
+    from corral.backends.dirac.options import DiracJobOptions, DiracOptions, placement
+
+    section = DiracOptions.model_validate({"site": ["A.B.c", "D.E.f"], "tags": "GPU"})
+    job = DiracJobOptions.model_validate({"site": "X.Y.z"})
+    merged = placement(section, job)
+    assert (merged.site, merged.tags) == (["X.Y.z"], ["GPU"])
+    with pytest.raises(ValueError):
+        DiracJobOptions.model_validate({"site": "not a site"})
+    with pytest.raises(ValueError):
+        DiracOptions.model_validate({"submit_chunk": 21})  # the server refuses 21 per call

@@ -137,6 +137,10 @@ class DiracBackend(AsyncBackend):
                     group.create_task(self._submit_chunk(client, chunk, gate, accepted, refused))
         except* BackendError as failure:
             first = failure.exceptions[0]
+            if isinstance(first, BackendUnavailable):
+                # down (login needed, server gone): the ids of the chunks that went through
+                # are on disk, so the retry after the backend is back adopts them
+                raise first from None
             # the ids of the chunks that went through are on disk and in `accepted`
             raise TransientBackendError(
                 f"submit: {first}", accepted=accepted, refused=refused

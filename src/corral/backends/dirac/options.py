@@ -8,20 +8,29 @@ file ``dirac login`` writes (``DIRACX_CREDENTIALS_PATH``, else
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, Field
 
 from corral.backends.base import BackendOptions, JobOptions
 
-_SITE = r"^[A-Za-z0-9_.\-]+$"
 _TAG = r"^[A-Za-z0-9_.:\-]+$"
+
+
+def _one_or_many(value: object) -> object:
+    """``-O site=LCG.CERN.cern`` gives one string: a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+Names = Annotated[list[Annotated[str, Field(pattern=_TAG)]], BeforeValidator(_one_or_many)]
 
 
 class _Placement(BaseModel):
     """Where a job may run: JDL attributes, a job's own replace the section's, key by key."""
 
-    site: list[str] = Field(default_factory=list, description="JDL Site (any of these).")
-    banned_sites: list[str] = Field(default_factory=list, description="JDL BannedSite.")
-    tags: list[str] = Field(default_factory=list, description="JDL Tags.")
+    site: Names = Field(default_factory=list, description="JDL Site (any of these).")
+    banned_sites: Names = Field(default_factory=list, description="JDL BannedSite.")
+    tags: Names = Field(default_factory=list, description="JDL Tags.")
     platform: str | None = Field(None, pattern=_TAG, description="JDL Platform.")
     cpu_time: int | None = Field(
         None, ge=1, le=10_000_000, description="JDL CPUTime (seconds); default: walltime."
