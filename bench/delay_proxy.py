@@ -19,6 +19,7 @@ class DelayProxy:
         self.upstream_port, self.rtt, self.host = upstream_port, rtt, host
         self.server: asyncio.Server | None = None
         self.port = 0
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def __aenter__(self) -> DelayProxy:
         self.server = await asyncio.start_server(self._serve, self.host, 0)
@@ -28,6 +29,8 @@ class DelayProxy:
     async def __aexit__(self, *exc: object) -> None:
         assert self.server is not None
         self.server.close()
+        for writer in list(self._writers):  # open connections end with EOF, not a cancellation
+            writer.close()
         with contextlib.suppress(Exception):
             await self.server.wait_closed()
 
@@ -37,9 +40,13 @@ class DelayProxy:
         except OSError:
             writer.close()
             return
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._pipe(reader, up_writer))
-            group.create_task(self._pipe(up_reader, writer))
+        self._writers.update((writer, up_writer))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._pipe(reader, up_writer))
+                group.create_task(self._pipe(up_reader, writer))
+        finally:
+            self._writers.difference_update((writer, up_writer))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
