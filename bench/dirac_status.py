@@ -103,10 +103,11 @@ def with_ids(made: list[Attempt], ids: dict[str, str]) -> list[Attempt]:
 
 
 def backend_for(url: str, creds: str, work: Path) -> DiracBackend:
+    # a long timeout: setting up 11,025 jobs on a loaded 2-core machine has seen calls > 60 s
     config = BackendConfig(
         "dirac",
         work,
-        {"url": url, "credentials_path": creds},
+        {"url": url, "credentials_path": creds, "timeout": 600.0},
         kind="dirac",
         registry_uuid=uuid.uuid4().hex,
     )
