@@ -1,11 +1,14 @@
 # make demo: a real parameter sweep on the local backend, monitored to completion.
-# make test: install everything (Python deps, a real single-node Slurm), lint, type-check, run all tests.
+# make test: install everything (Python deps, a real single-node Slurm, real DiracX servers), lint,
+# type-check, run all tests. DiracX is installed and started in the background while the plain
+# suite runs, its tests run next (scripts/test-dirac.sh), then Slurm's.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 SLURM_DIR ?= /tmp/corral-slurm
+DIRAC_RUN ?= /tmp/corral-dirac-test
 
-.PHONY: demo test venv lint typecheck unit slurm-up slurm-down bench clean
+.PHONY: demo test venv lint typecheck unit slurm-up slurm-down dirac-test bench bench-dirac clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +28,10 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: venv
-	$(BIN)/pytest -m "not slurm"
+	$(BIN)/pytest -m "not slurm and not dirac"
+
+dirac-test: venv
+	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh all $(BIN)
 
 slurm-up:
 	SLURM_DIR=$(SLURM_DIR) bash scripts/start-slurm.sh
@@ -34,11 +40,19 @@ slurm-down:
 	SLURM_DIR=$(SLURM_DIR) bash scripts/stop-slurm.sh
 
 test: venv lint typecheck
-	CORRAL_REQUIRE_ROOT=1 $(BIN)/pytest -m "not slurm"
+	rm -rf $(DIRAC_RUN) && mkdir -p $(DIRAC_RUN).logs
+	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh prepare > $(DIRAC_RUN).logs/prepare.log 2>&1 & \
+	CORRAL_REQUIRE_ROOT=1 $(BIN)/pytest -m "not slurm and not dirac"; status=$$?; \
+	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh run $(BIN) || { status=1; cat $(DIRAC_RUN).logs/prepare.log; }; \
+	exit $$status
 	SLURM_DIR=$(SLURM_DIR) CORRAL_REQUIRE_SLURM=1 bash scripts/test-slurm.sh $(BIN)
 
 bench: venv
 	$(BIN)/python bench/local_throughput.py
+
+bench-dirac: venv
+	bash scripts/diracx-venv.sh
+	$(BIN)/python bench/dirac_status.py
 
 clean:
 	rm -rf $(VENV) .corral-demo .pytest_cache .mypy_cache .ruff_cache

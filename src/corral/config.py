@@ -86,7 +86,7 @@ class Settings:
         section = self.backends.get(name)
         return section.type if section and section.type else name
 
-    def backend_config(self, name: str) -> BackendConfig:
+    def backend_config(self, name: str, registry_uuid: str = "") -> BackendConfig:
         from corral.backends.base import BackendConfig  # asyncio-heavy; `corral ls` never needs it
 
         section = self.backends.get(name) or BackendSettings()
@@ -97,6 +97,7 @@ class Settings:
             options=section.options(),
             min_interval=section.min_interval,
             max_interval=section.max_interval,
+            registry_uuid=registry_uuid,
         )
 
     def source(self, key: str) -> str:

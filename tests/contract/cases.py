@@ -17,6 +17,7 @@ import pytest
 
 from corral.backends.sim import sim_state
 from corral.records import JobRecord
+from tests.dirac.helpers import DIRAC
 from tests.slurm.helpers import SLURM
 
 
@@ -110,11 +111,31 @@ class SimCase(BackendCase):
         }
 
 
+@dataclass(frozen=True)
+class DiracCase(BackendCase):
+    """Jobs run on this machine by the test pilot that scripts/test-dirac.sh starts, so the
+    witness file works; outputs come back through the output sandbox."""
+
+    def refused(self) -> dict[str, Any]:
+        # a platform no JDL can name: past the CLI's checks, the backend's submit refuses it
+        return {
+            "command": ["true"],
+            "backend": self.backend,
+            "backend_options": {"platform": "not a platform!"},
+        }
+
+    def break_start(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, home: Path) -> None:
+        monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(tmp_path / "never-logged-in.json"))
+
+
 _FAST = "min_interval = 0.1\nmax_interval = 1.0\n"
 CASES: list[BackendCase] = [
     LocalCase("local", "local", f"[backends.local]\nmax_cpus = 4\n{_FAST}", breakable=False),
     SlurmCase(
         "slurm", "slurm", "[backends.slurm]\nmin_interval = 0.2\nmax_interval = 2.0\n", SLURM
+    ),
+    DiracCase(
+        "dirac", "dirac", "[backends.dirac]\nmin_interval = 0.2\nmax_interval = 2.0\n", DIRAC
     ),
     SimCase("sim-async", "sim", f"[backends.sim]\n{_FAST}queue_time = 0.05\n"),
     SimCase(

@@ -109,6 +109,8 @@ class BackendConfig:
     min_interval: float = 0.5
     max_interval: float = 30.0
     kind: str = ""
+    registry_uuid: str = ""
+    """The registry uuid (32 hex) for backends that tag scheduler jobs with it; "" if unknown."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,7 +232,7 @@ class Monitor:
                 self.report(Observation(attempt.uuid, JobState.FAILED, reason))
                 return None
             section = self.settings.backends.get(name)
-            config = self.settings.backend_config(name)
+            config = self.settings.backend_config(name, registry_uuid=self._reg.sync.registry_uuid)
             loop = BackendLoop(
                 name,
                 lambda: backends.build(config),

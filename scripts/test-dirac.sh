@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Run every DIRAC integration test (pytest -m dirac) against real DiracX 0.7 servers.
+#   scripts/test-dirac.sh prepare          build the server venv, start both servers (may run in
+#                                          the background while other suites run)
+#   scripts/test-dirac.sh run [VENV_BIN]   wait for prepare, start the test pilot, run the tests,
+#                                          stop everything
+#   scripts/test-dirac.sh all [VENV_BIN]   both, one after the other
+# Two servers: the main one (240-minute tokens) and a second one whose access tokens live one
+# minute (DIRACX_ACCESS_MINUTES=1) for the refresh tests. A missing server fails, never skips.
+#   DIRAC_RUN     where servers, credentials and the tests' basetemp live (/tmp/corral-dirac-test)
+#   PYTEST_ARGS   extra pytest arguments
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+RUN=${DIRAC_RUN:-/tmp/corral-dirac-test}
+export VENV=${DIRACX_VENV:-/tmp/corral-diracx}
+MAIN_PORT=${DIRAC_MAIN_PORT:-8710}
+SHORT_PORT=${DIRAC_SHORT_PORT:-8711}
+
+prepare() {
+  rm -rf "$RUN"; mkdir -p "$RUN"
+  local t0=$SECONDS
+  bash "$here/diracx-venv.sh" "$VENV"
+  echo "diracx venv: $((SECONDS - t0)) s"
+  WORK=$RUN/main DIRACX_PORT=$MAIN_PORT S3_PORT=27140 bash "$here/diracx-local.sh" start
+  WORK=$RUN/short DIRACX_PORT=$SHORT_PORT S3_PORT=27141 DIRACX_ACCESS_MINUTES=1 \
+    bash "$here/diracx-local.sh" start
+  WORK=$RUN/main DIRACX_PORT=$MAIN_PORT bash "$here/diracx-local.sh" credentials "$RUN/credentials.json"
+  echo "diracx ready: $((SECONDS - t0)) s"
+  touch "$RUN/ready"
+}
+
+stop_all() {
+  [ -f "$RUN/pilot.pid" ] && kill "$(cat "$RUN/pilot.pid")" 2>/dev/null || true
+  WORK=$RUN/main bash "$here/diracx-local.sh" stop || true
+  WORK=$RUN/short bash "$here/diracx-local.sh" stop || true
+}
+
+run() {
+  local bin=${1:-.venv/bin}
+  trap stop_all EXIT
+  for _ in $(seq 1 1800); do
+    [ -f "$RUN/ready" ] && break
+    [ -f "$RUN/failed" ] && { echo "DiracX did not start (see the prepare log)"; exit 1; }
+    sleep 0.5
+  done
+  [ -f "$RUN/ready" ] || { echo "DiracX not ready after 15 min"; exit 1; }
+  # shellcheck disable=SC1091
+  source "$RUN/main/env.sh"
+  export DIRACX_URL DIRACX_LEGACY_EXCHANGE_KEY_B64
+  export DIRACX_CREDENTIALS_PATH=$RUN/credentials.json
+  export CORRAL_REQUIRE_DIRAC=1 CORRAL_DIRAC_RUN=$RUN CORRAL_DIRAC_SCRIPTS=$here
+  export CORRAL_DIRAC_MAIN_PORT=$MAIN_PORT CORRAL_DIRAC_SHORT_PORT=$SHORT_PORT
+  mkdir -p "$RUN/pytest"
+  "$bin/python" -m tests.dirac.pilot --root "$RUN/pytest" > "$RUN/pilot.log" 2>&1 &
+  echo $! > "$RUN/pilot.pid"
+  # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words
+  "$bin/pytest" -m dirac --basetemp="$RUN/pytest" ${PYTEST_ARGS:-}
+}
+
+case "${1:-all}" in
+  prepare)
+    # (not `prepare || ...`: that would turn off set -e inside the function)
+    trap '[ -f "$RUN/ready" ] || touch "$RUN/failed"' EXIT
+    prepare ;;
+  run) run "${2:-.venv/bin}" ;;
+  all)
+    trap '[ -f "$RUN/ready" ] || touch "$RUN/failed"' EXIT
+    prepare
+    run "${2:-.venv/bin}" ;;
+  *) echo "usage: $0 prepare|run [VENV_BIN]|all [VENV_BIN]" >&2; exit 2 ;;
+esac
