@@ -90,6 +90,13 @@ def script_lines(spec: JobSpec) -> list[str]:
     return [
         f"[ -f {quoted} ] || {{ echo 'corral: the environment file is gone: '{quoted} >&2; "
         "exit 127; }",
+        # Exactly the captured environment: drop what the launcher carried (one sbatch, or the
+        # monitor, is shared by many submitters), keeping only the scheduler's own variables.
+        # Builtins and one subshell only: every exec costs a millisecond per job.
+        "for _corral_v in $(export -p | while read -r _w _r; do "
+        '[ "$_w" = export ] && echo "${_r%%=*}"; done); do '
+        'case "$_corral_v" in SLURM_*|SLURMD_*|SGE_*|_CONDOR_*) ;; '
+        '*) unset "$_corral_v" 2>/dev/null ;; esac; done; unset _corral_v',
         f". {quoted}",
     ]
 

@@ -111,7 +111,7 @@ def test_bad_stored_spec_can_be_killed_and_removed(settings: Settings) -> None:
 
 
 def test_a_session_outside_its_with_block(settings: Settings) -> None:
-    with pytest.raises(InvalidInput, match="'with' block"):
+    with pytest.raises(CorralError, match="'with' block"):
         Session(settings, monitor="off").get(1)
 
 
