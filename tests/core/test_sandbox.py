@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from corral import sandbox
+from corral import admit, sandbox
 from corral.errors import InvalidSpec
 from corral.spec import parse_spec
 
@@ -61,7 +61,7 @@ def test_input_files_are_copied_into_the_sandbox(tmp_path: Path) -> None:
 def test_missing_input_is_reported_before_storing(tmp_path: Path) -> None:
     spec = parse_spec({"command": ["true"], "input_files": [str(tmp_path / "nope")]})
     with pytest.raises(InvalidSpec, match="no such file"):
-        sandbox.check_inputs(spec)
+        admit.check_inputs(spec)
 
 
 def test_dirs_and_files_are_private(tmp_path: Path) -> None:

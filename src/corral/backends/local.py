@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from corral import faults
+from corral.backends import procinfo
 from corral.backends.base import AsyncBackend, BackendConfig, BackendOptions, Report, Submitted
 from corral.backends.local_control import Control, ControlUnavailable, Mode, detect
 from corral.backends.runfiles import EXIT, START, Untrusted, parse_exit, parse_start, read_small
@@ -39,26 +40,6 @@ if TYPE_CHECKING:
     from corral.spec import JobSpec
 
 WRAPPER = Path(__file__).with_name("local_wrapper.sh")
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-_BOOT: float | None = None
-
-
-def _boot_time() -> float:
-    global _BOOT  # cached: /proc/stat's btime never changes while we run
-    if _BOOT is None:
-        with open("/proc/stat") as handle:
-            _BOOT = next(float(line.split()[1]) for line in handle if line.startswith("btime"))
-    return _BOOT
-
-
-def _started_at(pid: int) -> float | None:
-    """When process ``pid`` started (epoch seconds), or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return _boot_time() + int(fields[19]) / _CLK_TCK
 
 
 @dataclass(slots=True)
@@ -71,8 +52,7 @@ class _Running:
 
 RUN_START = f"{START}.0"  # the local wrapper runs an attempt once: run 0 only
 RUN_EXIT = f"{EXIT}.0"
-MARKER = ".corral-run"
-"""The wrapper's lock (created with O_EXCL), holding the attempt uuid."""
+MARKER = ".corral-run"  # the wrapper's lock (created with O_EXCL), holding the attempt uuid
 
 
 def marker_problem(attempt: Attempt) -> str | None:
@@ -382,7 +362,7 @@ def _inspect(attempt: Attempt, control: Control) -> tuple[int | None, Observatio
                 return None, Observation(attempt.uuid, JobState.SUBMITTED, "starting")
             return None, Observation(attempt.uuid, JobState.FAILED, "wrapper died before starting")
         return None, None
-    started = _started_at(pid)
+    started = procinfo.started_at(pid)
     if pid > 1 and started is not None and abs(started - written) < 5:
         return pid, None
     obs = _read_exit(attempt)  # it may have ended between the two reads
@@ -404,17 +384,9 @@ def _kill_group(attempt_dir: Path, wrapper_pid: int) -> None:
     job's to overwrite: only the wrapper's own group or that of its direct child is accepted."""
     with contextlib.suppress(OSError, ValueError, Untrusted):
         pgid = int(read_small(attempt_dir / "jobpgid") or "")
-        if pgid != wrapper_pid and _parent_of(pgid) != wrapper_pid:
+        if pgid != wrapper_pid and procinfo.parent_of(pgid) != wrapper_pid:
             pgid = wrapper_pid
         os.killpg(pgid, signal.SIGKILL)
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _cap(options: LocalOptions) -> int:

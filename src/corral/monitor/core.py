@@ -21,10 +21,8 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from types import TracebackType
 
 from corral import __version__, backends, faults, sandbox
@@ -38,11 +36,13 @@ from corral.errors import (
     MonitorUnavailable,
     StorageFull,
 )
+from corral.jobfiles import delete_dirs
 from corral.lock import holder, try_lock, unlock
 from corral.monitor.loop import BackendLoop, BackendStatus
 from corral.records import Attempt, JobId, Observation, Transition
 from corral.registry.aio import AsyncRegistry
 from corral.states import JobState
+from corral.watch import describe
 
 log = logging.getLogger("corral.monitor")
 TransitionCallback = Callable[[Sequence[Transition]], None]
@@ -113,7 +113,7 @@ class Monitor:
         if self.error is not None:
             error = self.error
             await self.__aexit__(None, None, None)
-            raise MonitorUnavailable(f"the monitor could not start: {_first(error)}") from error
+            raise MonitorUnavailable(f"the monitor could not start: {describe(error)}") from error
         return self
 
     async def __aexit__(
@@ -156,7 +156,7 @@ class Monitor:
                 ready.set()
         except Exception as exc:  # the monitor stops, but never takes its caller's task with it
             self.error = exc
-            log.error("the monitor stopped: %s", _first(exc), exc_info=exc)
+            log.error("the monitor stopped: %s", describe(exc), exc_info=exc)
             await self._release()
         finally:
             ready.set()
@@ -278,7 +278,7 @@ class Monitor:
             if loop is not None:
                 loop.cancel([attempt])
         if removed:  # tombstones of rm --force whose units are all final now
-            await asyncio.to_thread(_delete_dirs, removed)
+            await asyncio.to_thread(delete_dirs, removed)
         self._intake_version = now_version  # only now: a failed step looks again
 
     async def _flush_step(self) -> None:
@@ -391,16 +391,5 @@ class Monitor:
         return Observation(attempt.uuid, JobState.COMPLETED, "exit code 0")
 
 
-def _delete_dirs(paths: Sequence[Path]) -> None:
-    for path in paths:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def _retryable(exc: BackendError) -> bool:
     return exc.transient or isinstance(exc, BackendUnavailable)
-
-
-def _first(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
