@@ -25,6 +25,7 @@ from corral.errors import TransientBackendError
 from corral.lock import holder
 from corral.records import Attempt, JobId, JobRecord, Observation
 from corral.spec import parse_spec
+from tests.cli.conftest import wait_until
 from tests.contract.cases import PARAMS, BackendCase
 from tests.crashkit import start_monitor
 
@@ -48,15 +49,6 @@ def submit_all(session: Session, specs: Sequence[dict[str, Any]]) -> list[JobId]
     return [session.submit(spec) for spec in specs]
 
 
-def until(predicate: Any, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
 def test_jobs_run_report_their_exit_code_and_outputs_are_fetched(
     case: BackendCase, witness: Path
 ) -> None:
@@ -77,7 +69,7 @@ def test_jobs_run_report_their_exit_code_and_outputs_are_fetched(
 def test_a_running_job_is_cancelled(case: BackendCase, witness: Path) -> None:
     with Session(load_settings()) as session:
         (job,) = submit_all(session, [case.job(0, seconds=60, witness=witness)])
-        assert until(lambda: session.get(job).state == S.RUNNING, 60), session.get(job)
+        assert wait_until(lambda: session.get(job).state == S.RUNNING, 60), session.get(job)
         session.kill(job)
         (record,) = session.wait(job, timeout=60)
         assert record.state == S.KILLED
@@ -95,7 +87,7 @@ def test_a_crash_between_submit_and_commit_is_reconciled(
         assert {session.get(i).state for i in ids} == {S.SUBMITTING}
     monitor = start_monitor(home)
     try:
-        assert until(lambda: holder(home / "monitor.lock") == monitor.pid)
+        assert wait_until(lambda: holder(home / "monitor.lock") == monitor.pid, 30)
         with Session(load_settings(), monitor="off") as session:
             records = session.wait(ids, timeout=120)
     finally:
@@ -186,7 +178,7 @@ def test_a_backend_that_cannot_start_is_down_and_fails_no_job(
             assert monitor is not None
             return any(s.name == case.backend and s.state == "down" for s in monitor.statuses())
 
-        assert until(down, 30)
+        assert wait_until(down, 30)
         (status,) = [s for s in monitor.statuses() if s.name == case.backend]
         assert status.reason
         time.sleep(1.0)  # it is retried: still no verdict on the job

@@ -21,6 +21,7 @@ from corral.backends.base import AsyncBackend, Submitted
 from corral.errors import BackendUnavailable, ConfigError, InvalidSpec
 from corral.monitor.loop import BackendStatus, _news
 from corral.records import Attempt, Observation
+from tests.cli.conftest import wait_until
 
 S = JobState
 
@@ -35,15 +36,6 @@ def no_slurm_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(bin_dir))
 
 
-def wait_for(predicate: Any, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
 def status_of(session: Session, name: str) -> BackendStatus | None:
     monitor = session.aio.monitor
     assert monitor is not None
@@ -56,7 +48,7 @@ def test_missing_slurm_tools_put_slurm_down_and_local_jobs_still_run(
     (home / "config.toml").write_text("autostart = false\n[backends.slurm]\nmax_interval = 1\n")
     with Session(load_settings()) as session:
         stuck = session.submit({"command": ["true"], "backend": "slurm"})
-        assert wait_for(
+        assert wait_until(
             lambda: (st := status_of(session, "slurm")) is not None and st.state == "down"
         )
         status = status_of(session, "slurm")
@@ -73,7 +65,7 @@ def test_missing_slurm_tools_put_slurm_down_and_local_jobs_still_run(
             health = {h.name: h for h in registry.backend_health()}
             return "slurm" in health and health["slurm"].down and "sbatch" in health["slurm"].reason
 
-        assert wait_for(written, 10)
+        assert wait_until(written, 10)
         assert JobState.FAILED not in {t.new for t in session.history(stuck)}
 
 
@@ -121,7 +113,7 @@ def test_a_backend_whose_serve_dies_is_restarted_and_others_run(
         job = session.submit({"command": ["true"]})
         (record,) = session.wait(job, timeout=20)
         assert record.state == S.COMPLETED
-        assert wait_for(lambda: crashing.starts >= 3)  # retried with back-off, never given up
+        assert wait_until(lambda: crashing.starts >= 3, 15)  # retried with back-off, never given up
         status = status_of(session, "crash")
         assert status is not None and status.reason == "serve blew up"
         assert session.get(waiting).state != S.FAILED
