@@ -49,7 +49,7 @@ def test_missing_slurm_tools_put_slurm_down_and_local_jobs_still_run(
     with Session(load_settings()) as session:
         stuck = session.submit({"command": ["true"], "backend": "slurm"})
         assert wait_until(
-            lambda: (st := status_of(session, "slurm")) is not None and st.state == "down"
+            lambda: (st := status_of(session, "slurm")) is not None and st.state == "down", 15
         )
         status = status_of(session, "slurm")
         assert status is not None and "sbatch" in status.reason
