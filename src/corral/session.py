@@ -34,11 +34,11 @@ from corral.selection import parse_states
 from corral.spec import JobSpec, parse_spec
 from corral.splitters import split
 from corral.states import FINAL, JobState
+from corral.waiting import Progress, done, units, until_final
 from corral.watch import MonitorWatch, describe
 
 MonitorMode = Literal["inprocess", "daemon", "off"]
 IdLike = JobId | int | str
-CHECK_EVERY = 1.0  # a wait looks at the monitor at least this often, changes or not
 
 
 def as_id(value: IdLike) -> JobId:
@@ -284,40 +284,40 @@ class AsyncSession:
         jobs: IdLike | Iterable[IdLike] | Selection,
         *,
         timeout: float | None = None,  # noqa: ASYNC109 -- the sync facade has no scope to pass
+        on_progress: Callable[[Mapping[JobState, int]], None] | None = None,
     ) -> list[JobRecord]:
         """Until every given job is final; ``WaitTimeout`` (also a ``TimeoutError``) after
         ``timeout`` seconds (a finite number >= 0, else ``InvalidInput``).
 
-        Raises ``MonitorUnavailable`` if no monitor drives the jobs and none can be started
-        (see ``corral.watch``): a dead monitor never makes this hang.
+        ``on_progress`` is called with the units per state (``progress``) at the start, after
+        changes of these jobs (at most every ``waiting.PROGRESS_EVERY`` s) and at the end: what
+        a progress bar shows. Raises ``MonitorUnavailable`` if no monitor drives the jobs and
+        none can be started (see ``corral.watch``): a dead monitor never makes this hang.
         """
         timeout = check_timeout(timeout)
         ids = await self.resolve(jobs)
-        watch = MonitorWatch(self.settings, self._monitor)
-        wanted = set(ids)
+        report = Progress(self.progress, ids, on_progress)
         try:
             async with asyncio.timeout(timeout), self._feed.subscribe() as changes:
                 # Subscribed first, read second: what changes after the read is in the stream.
                 records = await self._reg.call(self._reg.sync.get_many, ids)
-                pending = {r.id for r in records if not r.state.final}
-                while pending:
-                    await watch.check()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(CHECK_EVERY):
-                            for change in await changes.next():
-                                if change.applied and change.id in wanted:
-                                    # the last change of a job says it all (a retry: failed, new)
-                                    if change.new.final:
-                                        pending.discard(change.id)
-                                    else:
-                                        pending.add(change.id)
-                return await self._reg.call(self._reg.sync.get_many, ids)
+                await report.now()
+                await until_final(
+                    MonitorWatch(self.settings, self._monitor), records, changes, report
+                )
+                records = await self._reg.call(self._reg.sync.get_many, ids)
+                await report.now()
+                return records
         except TimeoutError:
             # (timeout=0 may expire before the first look: jobs already final are not late)
             records = await self._reg.call(self._reg.sync.get_many, ids)
-            if all(r.state.final for r in records):
+            left = sum(units(r) - done(r) for r in records)
+            if not left:
                 return records
-            raise WaitTimeout(f"wait timed out after {timeout:g} s") from None
+            total = sum(units(r) for r in records)
+            raise WaitTimeout(
+                f"wait timed out after {timeout:g} s: {left} of {total} jobs not finished"
+            ) from None
 
     async def peek(self, job: IdLike, *, stderr: bool = False, lines: int = 20) -> str:
         """The last ``lines`` lines of a job's stdout (or stderr)."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from corral.records import BackendHealth, JobRecord, Transition
-    from corral.registry.summary import JobSummary, LeaseInfo
+    from corral.registry.summary import LeaseInfo
     from corral.states import JobState
 
 
@@ -112,7 +112,7 @@ def last_error_view(lease: LeaseInfo | None) -> dict[str, Any] | None:
     }
 
 
-def wait_view(jobs: list[JobSummary], counts: dict[JobState, int]) -> dict[str, Any]:
+def wait_view(jobs: list[JobRecord], counts: dict[JobState, int]) -> dict[str, Any]:
     """``wait --json``: ``ok`` is false when a unit failed or was killed."""
     from corral.states import JobState
 
@@ -124,7 +124,9 @@ def wait_view(jobs: list[JobSummary], counts: dict[JobState, int]) -> dict[str, 
             {
                 "id": str(j.id),
                 "state": j.state.value,
-                "counts": {s.value: n for s, n in j.counts.items()},
+                "counts": (
+                    {s.value: n for s, n in j.counts.items()} if j.is_master else {j.state.value: 1}
+                ),
             }
             for j in jobs
         ],

@@ -24,13 +24,14 @@ from corral.cli.common import (
 )
 from corral.cli.errors import JOB_FAILED, OK
 from corral.errors import InvalidInput
-from corral.registry.summary import JobSummary
 from corral.selection import Selection
 from corral.states import ACTIVE, JobState
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     from corral.config import Settings
-    from corral.records import JobId
+    from corral.records import JobId, JobRecord
 
 ORDER = (
     JobState.NEW,
@@ -102,17 +103,23 @@ def wait_for(
     return report(final, as_json, quiet)
 
 
-def totals(jobs: list[JobSummary]) -> dict[JobState, int]:
+def totals(counts: Mapping[JobState, int]) -> dict[JobState, int]:
     """Runnable units per state, in ladder order."""
+    return {s: counts[s] for s in ORDER if counts.get(s)}
+
+
+def unit_counts(job: JobRecord) -> dict[JobState, int]:
+    """A master's subjobs per state, or a plain job as itself."""
+    return dict(job.counts) if job.is_master else {job.state: 1}
+
+
+def report(jobs: Iterable[JobRecord], as_json: bool, quiet: bool) -> int:
+    jobs = list(jobs)
     found: dict[JobState, int] = {}
     for job in jobs:
-        for s, n in job.counts.items():
+        for s, n in unit_counts(job).items():
             found[s] = found.get(s, 0) + n
-    return {s: found[s] for s in ORDER if found.get(s)}
-
-
-def report(jobs: list[JobSummary], as_json: bool, quiet: bool) -> int:
-    counts = totals(jobs)
+    counts = totals(found)
     bad = counts.get(JobState.FAILED, 0) + counts.get(JobState.KILLED, 0)
     if as_json:
         from corral.views import wait_view

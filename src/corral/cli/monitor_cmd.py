@@ -7,7 +7,6 @@ stops with jobs still active, a background daemon takes them over (unless autost
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -20,12 +19,10 @@ from corral import views
 from corral.cli.common import Json, ago, emit_json, run, session, state, when
 from corral.cli.errors import Unavailable
 from corral.errors import InvalidInput
-from corral.registry import summary
+from corral.registry.status import MonitorStatus
 
 if TYPE_CHECKING:
     from corral.config import Settings
-    from corral.records import BackendHealth
-    from corral.registry.summary import LeaseInfo
 
 STOP_WAIT = 20.0
 
@@ -56,10 +53,9 @@ def monitor(
 # ---------------------------------------------------------------- --status / --stop
 def _status(settings: Settings, as_json: bool) -> None:
     from corral.cli import health_view
-    from corral.lock import holder
 
-    pid = holder(settings.lock_path)
-    lease, active, backends = run(_lease(settings)) if settings.registry.exists() else (None, 0, [])
+    st = run(_monitor_status(settings))
+    pid, lease, active, backends = st.pid, st.lease, st.active, st.backends
     facts = health_view.Facts(lease, backends, pid)
     if as_json:
         emit_json(
@@ -96,12 +92,19 @@ def _status(settings: Settings, as_json: bool) -> None:
         health_view.print_table(facts)
 
 
-async def _lease(settings: Settings) -> tuple[LeaseInfo, int, list[BackendHealth]]:
+async def _monitor_status(settings: Settings) -> MonitorStatus:
+    if not settings.registry.exists():  # (a read must not create a registry)
+        from corral.lock import holder
+
+        pid = holder(settings.lock_path)
+        return MonitorStatus(pid is not None, pid, None, 0, [])
     async with session(settings) as sess:
-        reg = sess.registry
-        info = await reg.call(reg.sync.lease_info)
-        active = await reg.call(reg.sync.count_active)
-        return info, active, await reg.call(reg.sync.backend_health)
+        return await sess.monitor_status()
+
+
+async def _active(settings: Settings) -> int:
+    async with session(settings) as sess:
+        return (await sess.monitor_status()).active
 
 
 def _stop(settings: Settings, as_json: bool) -> None:
@@ -129,11 +132,7 @@ def _stop(settings: Settings, as_json: bool) -> None:
         emit_json({"stopped": pid})
         return
     print(f"stopped the monitor (pid {pid})")
-    active = 0
-    conn = summary.connect(settings.registry)
-    if conn is not None:
-        with contextlib.closing(conn):
-            active = summary.count_active(conn)
+    active = run(_active(settings)) if settings.registry.exists() else 0
     if active:
         print(
             f"{active} active jobs wait for the next monitor (a submit, corral wait or "

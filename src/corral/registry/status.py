@@ -135,6 +135,6 @@ class MonitorStatus:
 
     running: bool
     pid: int | None
-    lease: LeaseInfo
+    lease: LeaseInfo | None
     active: int
     backends: list[BackendHealth]
