@@ -15,7 +15,7 @@ from corral.records import JobId
 from corral.registry import Registry
 from corral.registry.engine import open_engines
 from corral.registry.schema import TOP, jobs
-from corral.registry.summary import connect, summaries
+from corral.registry.summary import open_reader
 from corral.selection import Selection
 from corral.spec import JobSpec
 from corral.states import FINAL, JobState
@@ -79,8 +79,8 @@ FILTERS = [
 def test_the_lean_filter_selects_what_selection_selects(home: Path, filt: Selection) -> None:
     seed(home)
     registry = Registry(home / "registry.db", home / "jobs")
-    conn = connect(home / "registry.db")
-    assert conn is not None
+    reader = open_reader(home / "registry.db")
+    assert reader is not None
     try:
         # (Registry.select also hands a master's counts to its subjobs when both are selected:
         # compare what a count means, a master's subjobs or the job itself.)
@@ -88,10 +88,10 @@ def test_the_lean_filter_selects_what_selection_selects(home: Path, filt: Select
             (r.id, r.state, r.counts if r.is_master else {r.state: 1})
             for r in registry.select(filt)
         ]
-        lean = [(s.id, s.state, s.counts) for s in summaries(conn, filt)]
+        lean = [(s.id, s.state, s.counts) for s in reader.summaries(filt)]
     finally:
         registry.close()
-        conn.close()
+        reader.close()
     assert lean == expected and (lean or filt.ids)
 
 
@@ -133,3 +133,47 @@ def test_ls_without_a_registry(home: Path) -> None:
     assert result.code == 0 and result.out.split()[:3] == ["ID", "NAME", "STATE"]
     assert run_corral(home, "ls", "--json").json() == {"schema": 1, "jobs": []}
     assert not (home / "registry.db").exists()
+
+
+def test_stored_names_tags_and_backends_cannot_forge_rows_or_drive_the_terminal(
+    home: Path,
+) -> None:
+    """Rows stored before the entry checks refused such text still print as one safe line."""
+    import sqlite3
+
+    registry = Registry(home / "registry.db", home / "jobs")
+    try:
+        for name in ("plain", "other", "third"):
+            registry.add(JobSpec(command=("true",), name=name, tags=("t",)), [])
+    finally:
+        registry.close()
+    with sqlite3.connect(home / "registry.db") as conn:  # as an older corral may have stored them
+        conn.execute(
+            "UPDATE jobs SET name = ?, tags = ? WHERE job_id = 1",
+            ("x\n99  forged  completed\x1b[2J", ",a\x1b]0;title\x07,b\u202e,"),
+        )
+        conn.execute("UPDATE jobs SET backend = ? WHERE job_id = 2", ("lo\x9bcal\r",))
+    conn.close()
+    out = run_corral(home, "ls").out
+    lines = out.splitlines()
+    assert len(lines) == 4 and [line.split()[0] for line in lines[1:]] == ["1", "2", "3"]
+    assert out.count("\n") == 4 and all(line.isprintable() for line in lines)
+    assert "x\\n99  forged  completed\\x" in lines[1]  # (cut to the NAME column)
+    assert "a\\x1b]0;title\\x07,b\\u202e" in lines[1]
+    assert "lo\\x9bcal\\r" in lines[2]
+    assert lines[3].split()[1:3] == ["third", "new"]  # the clean rows are as before
+    # --json carries the text as stored (JSON escapes control characters itself)
+    found = run_corral(home, "ls", "--json").json()["jobs"]
+    assert found[0]["name"] == "x\n99  forged  completed\x1b[2J"
+
+
+def test_ls_colours_the_state_column_only() -> None:
+    from corral.cli.listing import STATE_COLORS, colour_states
+    from corral.registry.summary import Widths
+
+    w = Widths(id=2, name=8, state=10, backend=7, count=4)
+    body = "1   failed    failed      0s  local    \n2   new       new         0s  local    "
+    coloured = colour_states(body, w).split("\n")
+    pre, post = STATE_COLORS["failed"]
+    assert coloured[0] == f"1   failed    {pre}failed    {post}  0s  local    "
+    assert coloured[1] == body.split("\n")[1]  # a state without a colour is left alone

@@ -48,8 +48,8 @@ def reg(tmp_path: Path) -> Iterator[Registry]:
     registry.close()
 
 
-def _lean(path: Path) -> sqlite3.Connection:
-    conn = summary.connect(path)
+def _lean(path: Path) -> summary.ListingReader:
+    conn = summary.open_reader(path)
     assert conn is not None
     return conn
 
@@ -77,8 +77,8 @@ def test_health_round_trip_and_upsert(reg: Registry) -> None:
 
     conn = _lean(reg.path)  # the CLI's reader sees exactly what SQLAlchemy sees
     try:
-        assert summary.backend_health(conn) == second
-        assert summary.down_backends(conn) == {}
+        assert conn.backend_health() == second
+        assert conn.down_backends() == {}
     finally:
         conn.close()
 
@@ -127,7 +127,7 @@ def test_an_unfenced_error_is_for_a_daemon_that_never_held_a_lease(reg: Registry
     assert info.error_is_latest
     conn = _lean(reg.path)
     try:
-        assert summary.lease_info(conn) == info
+        assert conn.lease_info() == info
     finally:
         conn.close()
 
@@ -137,13 +137,13 @@ def test_down_backends_only_counts_rows_of_the_latest_monitor(reg: Registry) -> 
     reg.put_backend_health(epoch, [UP, DOWN])
     conn = _lean(reg.path)
     try:
-        assert summary.down_backends(conn) == {"slurm": "sbatch not found"}
-        lease = summary.lease_info(conn)
-        assert all(summary.from_latest_monitor(h, lease) for h in summary.backend_health(conn))
+        assert conn.down_backends() == {"slurm": "sbatch not found"}
+        lease = conn.lease_info()
+        assert all(summary.from_latest_monitor(h, lease) for h in conn.backend_health())
         reg.acquire_lease(2, "test")  # a new monitor that has not written yet
-        lease = summary.lease_info(conn)
-        assert summary.down_backends(conn) == {}
-        assert not any(summary.from_latest_monitor(h, lease) for h in summary.backend_health(conn))
+        lease = conn.lease_info()
+        assert conn.down_backends() == {}
+        assert not any(summary.from_latest_monitor(h, lease) for h in conn.backend_health())
     finally:
         conn.close()
 
@@ -227,9 +227,9 @@ def test_the_lean_reader_copes_with_a_0001_registry_without_migrating_it(tmp_pat
     _registry_at_0001(path)
     conn = _lean(path)
     try:
-        assert summary.backend_health(conn) == []
-        assert summary.down_backends(conn) == {}
-        info = summary.lease_info(conn)
+        assert conn.backend_health() == []
+        assert conn.down_backends() == {}
+        info = conn.lease_info()
         assert info is not None
         assert (info.epoch, info.pid, info.last_error, info.last_error_at) == (4, 77, None, None)
         assert not info.error_is_latest
@@ -243,9 +243,9 @@ def test_the_lean_reader_copes_with_a_file_without_tables(tmp_path: Path) -> Non
     sqlite3.connect(path).close()
     conn = _lean(path)
     try:
-        assert summary.lease_info(conn) is None
-        assert summary.backend_health(conn) == []
-        assert summary.down_backends(conn) == {}
+        assert conn.lease_info() is None
+        assert conn.backend_health() == []
+        assert conn.down_backends() == {}
     finally:
         conn.close()
 

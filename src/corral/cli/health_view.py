@@ -9,12 +9,12 @@ news. Everything here reads the registry through the lean ``summary`` connection
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from corral.cli.common import ago, when
+from corral.errors import RegistryError
 from corral.registry import summary
 from corral.views import backend_health_view
 
@@ -59,13 +59,13 @@ def read(settings: Settings) -> Facts:
     from corral.lock import holder
 
     running = holder(settings.lock_path)
-    conn = summary.connect(settings.registry)
-    if conn is None:
+    reader = summary.open_reader(settings.registry)
+    if reader is None:
         return Facts(running=running)
-    with contextlib.closing(conn):
+    with contextlib.closing(reader):
         try:
-            return Facts(summary.lease_info(conn), summary.backend_health(conn), running)
-        except sqlite3.DatabaseError:
+            return Facts(reader.lease_info(), reader.backend_health(), running)
+        except RegistryError:
             return Facts(running=running)
 
 

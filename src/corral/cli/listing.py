@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -33,7 +30,8 @@ from corral.cli.common import (
     styled,
     when,
 )
-from corral.errors import InvalidInput, RegistryError
+from corral.errors import InvalidInput
+from corral.printable import printable
 from corral.registry import summary
 from corral.selection import Selection
 from corral.views import outputs_of, show_view
@@ -41,8 +39,7 @@ from corral.views import outputs_of, show_view
 if TYPE_CHECKING:
     from corral.cli import health_view
     from corral.records import JobRecord, Transition
-
-T = TypeVar("T")
+    from corral.registry.summary import ListingReader
 
 OlderThan = Annotated[
     str | None,
@@ -78,13 +75,13 @@ def ls(
 ) -> None:
     """List jobs, one line each, with subjob counts per state (every match: no limit)."""
     filt = job_filter(ids, states, names, tags, backends, older_than, newer_than)
-    path = state(ctx).settings().registry
-    conn = summary.connect(path)  # None: no registry yet, and reading must not create one
+    # None: no registry yet, and reading must not create one
+    reader = summary.open_reader(state(ctx).settings().registry)
     try:
-        text = _ls_json(path, conn, filt) if as_json else _ls_table(path, conn, filt)
+        text = _ls_json(reader, filt) if as_json else _ls_table(reader, filt)
     finally:
-        if conn is not None:
-            conn.close()
+        if reader is not None:
+            reader.close()
     sys.stdout.write(text)
     if not as_json and text.count("\n") == 1 and sys.stderr.isatty():
         print(
@@ -92,12 +89,11 @@ def ls(
         )
 
 
-def _ls_json(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> str:
-    if conn is None:  # no registry yet: no jobs, and no monitor ever wrote health
+def _ls_json(reader: ListingReader | None, filt: Selection) -> str:
+    if reader is None:  # no registry yet: no jobs, and no monitor ever wrote health
         return '{"schema": 1, "jobs": []}\n'
-    now = time.time()
-    jobs = _read(path, lambda c: summary.listing_json(c, filt, now), conn)
-    down = json.dumps(_read(path, summary.down_backends, conn))
+    jobs = reader.listing_json(filt, time.time())
+    down = json.dumps(reader.down_backends())
     return '{"schema": 1, "jobs": ' + jobs + ', "backends_down": ' + down + "}\n"
 
 
@@ -105,33 +101,33 @@ _ANSI = {"completed": "32", "failed": "31", "killed": "35", "running": "36", "co
 STATE_COLORS = {
     state: (f"\x1b[{code}m", "\x1b[0m") for state, code in {**_ANSI, "unknown": "33"}.items()
 }
-"""How a terminal shows a state in ``corral ls`` (the registry's SQL only pastes these)."""
+"""How a terminal shows a state in ``corral ls``."""
 
 
-def _ls_table(path: Path, conn: sqlite3.Connection | None, filt: Selection) -> str:
-    if conn is None:
-        return summary.listing_header(summary.Widths(2, 4, 10, 7, 4)) + "\n"
+def _ls_table(reader: ListingReader | None, filt: Selection) -> str:
+    if reader is None:
+        return summary.listing_header(summary.EMPTY) + "\n"
     now = time.time()
-    subjob_ids = any(i.sub is not None for i in filt.ids)
-    w = _read(path, lambda c: summary.widths(c, subjob_ids), conn)
-    down = _read(path, summary.down_backends, conn)  # a few rows: "slurm (down)" in BACKEND
+    w = reader.widths(any(i.sub is not None for i in filt.ids))
+    down = reader.down_backends()  # a few rows: "slurm (down)" in BACKEND
     if down:
-        w = replace(w, backend=max(w.backend, *(len(n) + len(summary.DOWN_MARK) for n in down)))
-    styles = STATE_COLORS if sys.stdout.isatty() and "NO_COLOR" not in os.environ else None
-    body = _read(path, lambda c: summary.listing(c, filt, now, w, styles, down=down), conn)
+        shown = (len(printable(n)) + len(summary.DOWN_MARK) for n in down)
+        w = replace(w, backend=max(w.backend, *shown))
+    body = reader.listing(filt, now, w, down=down)
+    if body and sys.stdout.isatty() and "NO_COLOR" not in os.environ:
+        body = colour_states(body, w)
     return summary.listing_header(w) + "\n" + (body + "\n" if body else "")
 
 
-def _read(path: Path, query: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
-    """Run a lean read; if the registry predates the current schema, migrate it and retry."""
-    try:
-        try:
-            return query(conn)
-        except sqlite3.OperationalError:
-            summary.ensure_schema(path)
-            return query(conn)
-    except sqlite3.DatabaseError as exc:
-        raise RegistryError(f"cannot read the registry {path}: {exc}") from exc
+def colour_states(body: str, w: summary.Widths) -> str:
+    """The lines of a listing with each STATE in its terminal colour (``STATE_COLORS``)."""
+    at, end = w.state_at, w.state_at + w.state
+    lines = body.split("\n")
+    for i, line in enumerate(lines):
+        style = STATE_COLORS.get(line[at:end].rstrip())
+        if style is not None:
+            lines[i] = f"{line[:at]}{style[0]}{line[at:end]}{style[1]}{line[end:]}"
+    return "\n".join(lines)
 
 
 def show(

@@ -36,6 +36,8 @@ async def wait_until_final(
 ) -> list[JobRecord]:
     from corral.cli.follow import totals
 
+    async with session(settings) as reader:  # bad ids fail before any monitor starts
+        ids = await reader.resolve(targets)
     async with session(settings, "daemon" if settings.autostart else "inprocess") as sess:
         with _progress(log_changes) as bar:
             task = bar.add_task("waiting", total=None)
@@ -45,7 +47,7 @@ async def wait_until_final(
                 done = sum(n for s, n in counts.items() if s in FINAL)
                 bar.update(task, total=sum(counts.values()), completed=done, description=described)
 
-            return await sess.wait(targets, timeout=give_up_after, on_progress=show)
+            return await sess.wait(ids, timeout=give_up_after, on_progress=show)
 
 
 class _Lines:

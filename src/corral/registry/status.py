@@ -1,14 +1,11 @@
-"""Lean reads of the monitor lease and the backends' health (``corral ls``, ``monitor
---status``, ``show``), over the plain read-only ``sqlite3`` connection of ``summary``.
-
-They are tolerant of a registry created before these were stored: a read-only reader must not
-migrate, so an older file simply has no health yet.
-"""
+"""The monitor lease and the backends' health as records, whatever database they were read
+from (``monitor --status``, ``plugins``, ``show``, ``ls``, ``submit``). A health row is *stale*
+when no monitor runs now, or when it was written before the current monitor took the lease.
+The SQLite reads are in ``corral.registry.sqlite_status``."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,40 +39,11 @@ class LeaseInfo:
         return self.acquired_at is None or self.last_error_at >= self.acquired_at
 
 
-def _missing_schema(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return text.startswith("no such table") or text.startswith("no such column")
-
-
-_LEASE = "epoch, pid, host, version, acquired_at, heartbeat, released"
-
-
-def lease_info(conn: sqlite3.Connection) -> LeaseInfo | None:
-    """The lease row (None for a registry without one); no error fields before schema 0002."""
-    try:
-        row = conn.execute(
-            f"SELECT {_LEASE}, last_error, last_error_at, last_error_pid FROM lease WHERE id = 1"
-        ).fetchone()
-    except sqlite3.OperationalError as exc:
-        if not _missing_schema(exc):
-            raise
-        try:
-            row = conn.execute(f"SELECT {_LEASE} FROM lease WHERE id = 1").fetchone()
-        except sqlite3.OperationalError as again:
-            if not _missing_schema(again):
-                raise
-            return None
-    if row is None:
-        return None
-    epoch, pid, host, version, acquired_at, heartbeat, released, *error = row
-    return LeaseInfo(epoch, pid, host, version, acquired_at, heartbeat, bool(released), *error)
-
-
 _HEALTH_COLUMNS = (
     "name", "kind", "state", "reason", "since", "active", "interval", "last_poll", "polls",
     "errors", "consecutive_errors", "calls", "updated_at",
 )  # fmt: skip
-_HEALTH = ", ".join(_HEALTH_COLUMNS)
+HEALTH = ", ".join(_HEALTH_COLUMNS)
 
 
 def decode_calls(text: str | None) -> dict[str, int]:
@@ -90,37 +58,10 @@ def decode_calls(text: str | None) -> dict[str, int]:
 
 
 def health_of(row: Sequence[Any]) -> BackendHealth:
-    """A ``backend_status`` row (columns in the order of ``_HEALTH``) as a record."""
+    """A ``backend_status`` row (columns in the order of ``HEALTH``) as a record."""
     values = dict(zip(_HEALTH_COLUMNS, row, strict=True))
     values["calls"] = decode_calls(values["calls"])
     return BackendHealth(**values)
-
-
-def backend_health(conn: sqlite3.Connection) -> list[BackendHealth]:
-    """Every backend's last written health, by name; [] for a registry older than the table."""
-    try:
-        rows = conn.execute(f"SELECT {_HEALTH} FROM backend_status ORDER BY name").fetchall()
-    except sqlite3.OperationalError as exc:
-        if not _missing_schema(exc):
-            raise
-        return []
-    return [health_of(r) for r in rows]
-
-
-def down_backends(conn: sqlite3.Connection) -> dict[str, str]:
-    """``{name: reason}`` of the backends the latest monitor last saw down (one query on a
-    table of a few rows, cheap enough for ``corral ls``). Rows older than the last lease
-    acquisition were written by an earlier monitor and say nothing about now."""
-    try:
-        rows = conn.execute(
-            "SELECT name, reason FROM backend_status WHERE state = 'down' AND updated_at >= "
-            "coalesce((SELECT acquired_at FROM lease WHERE id = 1), 0) ORDER BY name"
-        ).fetchall()
-    except sqlite3.OperationalError as exc:
-        if not _missing_schema(exc):
-            raise
-        return {}
-    return {name: reason for name, reason in rows}
 
 
 def from_latest_monitor(health: BackendHealth, lease: LeaseInfo | None) -> bool:
