@@ -1,7 +1,7 @@
 """The monitor: an async context manager owning one task group.
 
-Inside it: an intake loop (new jobs and kill requests from any process, noticed through
-``PRAGMA data_version``), one ``BackendLoop`` per backend instance, a flusher that applies all
+Inside it: an intake loop (new jobs and kill requests from any process, noticed through the
+registry's ``watch()``), one ``BackendLoop`` per backend instance, a flusher that applies all
 observations of a short window in one fenced transaction, a bounded pool of finalisers that
 collect outputs off the poll path, and a health writer that records each backend's state in the
 registry. Only one monitor per registry: it holds the ``flock`` and the lease epoch that fences
@@ -73,7 +73,8 @@ class Monitor:
         self._flush_needed = asyncio.Event()
         self._intake_kick = asyncio.Event()
         self._health_kick = asyncio.Event()
-        self._intake_version = -1
+        self._intake_watch = registry.watch(INTAKE_POLL, self._intake_kick)
+        self._intake_due = True  # the first step always looks
         self._finalise: asyncio.Queue[Attempt] = asyncio.Queue()
         self._finalise_later: list[Attempt] = []
         self._exits: dict[str, Observation] = {}
@@ -251,17 +252,13 @@ class Monitor:
     # ----------------------------------------------------------------- steps
     async def _intake_step(self) -> None:
         sync = self._reg.sync
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(INTAKE_POLL):
-                await self._intake_kick.wait()
-        kicked = self._intake_kick.is_set()
-        self._intake_kick.clear()
+        look = await self._intake_watch.next()
         self.idle_since = None if self._owner else (self.idle_since or time.monotonic())
-        if kicked:  # a burst of one-at-a-time submits kicks often: claim them together
+        if look == "kick":  # a burst of one-at-a-time submits kicks often: claim them together
             await asyncio.sleep(INTAKE_COALESCE)
             self._intake_kick.clear()
-        now_version = await self._reg.call(sync.data_version)
-        if not kicked and now_version == self._intake_version:
+        self._intake_due = self._intake_due or bool(look)
+        if not self._intake_due:
             return
         claimed, kills, removed = await self._reg.call(sync.intake, self.epoch)
         if claimed:
@@ -279,7 +276,7 @@ class Monitor:
                 loop.cancel([attempt])
         if removed:  # tombstones of rm --force whose units are all final now
             await asyncio.to_thread(delete_dirs, removed)
-        self._intake_version = now_version  # only now: a failed step looks again
+        self._intake_due = False  # only now: a failed step looks again
 
     async def _flush_step(self) -> None:
         await self._flush_needed.wait()

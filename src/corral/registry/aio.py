@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
 from corral.registry.engine import storage_full
 from corral.registry.interface import RegistryStore, open_store
@@ -61,26 +61,57 @@ class AsyncRegistry:
                 raise
             raise full from exc
 
-    async def watch(self, poll: float, kick: asyncio.Event | None = None) -> AsyncIterator[bool]:
-        """ "Anything new?" about every ``poll`` seconds (sooner once ``kick`` is set): yields
-        True when another connection may have committed since the last look, else False.
-        On SQLite that is ``PRAGMA data_version`` on a connection of its own (cheap: no
-        table is read); a server database would wait on LISTEN/NOTIFY here instead."""
-        version = await self._run(self.sync.data_version)
-        while True:
-            kicked = False
-            if kick is None:
-                await asyncio.sleep(poll)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(poll):
-                        await kick.wait()
-                kicked = kick.is_set()
-                kick.clear()
-            now = await self._run(self.sync.data_version)
-            changed, version = now != version, now
-            yield changed or kicked
+    def watch(self, poll: float, kick: asyncio.Event | None = None) -> Watch:
+        """ "Anything new?", for every loop that follows the registry (the change feed, the
+        monitor's intake): ``async for look in reg.watch(poll, kick)``, or ``await
+        watch.next()`` from a loop of steps. See ``Watch``."""
+        return Watch(self, poll, kick)
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await reg.call(reg.sync.get, job_id)``: run a registry method on the db thread."""
         return await self._run(fn, *args, **kwargs)
+
+
+Look = Literal["", "kick", "commit"]
+
+
+class Watch:
+    """Answers "anything new?" about every ``poll`` seconds, sooner once ``kick`` is set:
+    ``"commit"`` when another connection may have committed since the last look, ``"kick"``
+    when ``kick`` was set (this process wrote, and says so), ``""`` when nothing happened.
+
+    On SQLite that is ``PRAGMA data_version`` on a connection of its own (cheap: no table is
+    read; ``RegistryStore.data_version``); a server database waits on LISTEN/NOTIFY here
+    instead. The first look always answers ``"commit"``: nothing was seen before it. A look
+    that fails (a locked or full disk) raises and changes nothing: the next one compares with
+    the last version seen.
+    """
+
+    def __init__(self, registry: AsyncRegistry, poll: float, kick: asyncio.Event | None) -> None:
+        self._reg = registry
+        self._poll = poll
+        self._kick = kick
+        self._version: int | None = None
+
+    def __aiter__(self) -> Watch:
+        return self
+
+    async def __anext__(self) -> Look:
+        return await self.next()
+
+    async def next(self) -> Look:
+        if self._version is None:
+            self._version = await self._reg.call(self._reg.sync.data_version)
+            return "commit"
+        kicked = False
+        if self._kick is None:
+            await asyncio.sleep(self._poll)
+        else:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll):
+                    await self._kick.wait()
+            kicked = self._kick.is_set()
+            self._kick.clear()
+        now = await self._reg.call(self._reg.sync.data_version)
+        changed, self._version = now != self._version, now
+        return "kick" if kicked else "commit" if changed else ""

@@ -26,6 +26,7 @@ from sqlalchemy.exc import DatabaseError
 
 from corral import modes
 from corral.errors import RegistryError, StorageFull
+from corral.registry import sqlite_dialect
 from corral.registry.schema import SCHEMA_REVISION, lease, metadata
 
 BUSY_TIMEOUT_S = 60.0
@@ -124,10 +125,7 @@ def _os_error(exc: OSError, path: Path, what: str) -> RegistryError:
 
 def stored_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        exists = conn.execute(
-            text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'")
-        ).first()
-        if not exists:
+        if not sqlite_dialect.has_table(conn, "alembic_version"):
             return None
         row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         return None if row is None else str(row[0])
@@ -135,7 +133,7 @@ def stored_revision(engine: Engine) -> str | None:
 
 def _is_empty(engine: Engine) -> bool:
     with engine.connect() as conn:
-        return conn.execute(text("SELECT 1 FROM sqlite_master LIMIT 1")).first() is None
+        return sqlite_dialect.is_empty(conn)
 
 
 def _create_fresh(engine: Engine) -> None:

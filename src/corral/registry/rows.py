@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, and_, or_
 
 from corral.records import Attempt, JobId, JobRecord, Transition
+from corral.registry import sql
 from corral.registry.schema import TOP, jobs
 from corral.selection import Selection
 from corral.spec import read_stored_spec
@@ -100,7 +101,7 @@ def where(selection: Selection) -> ColumnElement[bool]:
     if selection.states:
         clauses.append(jobs.c.state.in_([s.value for s in selection.states]))
     if selection.names:
-        clauses.append(or_(*(jobs.c.name.op("GLOB")(n) for n in selection.names)))
+        clauses.append(or_(*(sql.glob(jobs.c.name, n) for n in selection.names)))
     if selection.tags:
         clauses.append(or_(*(jobs.c.tags.contains(f",{t},") for t in selection.tags)))
     if selection.backends:

@@ -9,7 +9,6 @@ heartbeat ``WHERE epoch = :epoch`` and aborts with ``LeaseLost`` if a newer moni
 from __future__ import annotations
 
 import random
-import sqlite3
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +26,7 @@ from corral.registry.engine import open_engines
 from corral.registry.leases import LeaseRows, fence
 from corral.registry.rows import to_sub, where
 from corral.registry.schema import TOP, jobs, transitions
+from corral.registry.sqlite_dialect import VersionProbe
 from corral.registry.summary import LeaseInfo as LeaseInfo
 from corral.registry.updates import (
     Update,
@@ -65,8 +65,7 @@ class Registry(LeaseRows):
         self._writer, self._reader = open_engines(path, begin)
         self.registry_uuid = identity.ensure(self._writer)
         identity_files.check(path, work_dir, self.registry_uuid)  # emptied or replaced: refused
-        # PRAGMA data_version is per connection: keep one open to ask "anything new?" cheaply.
-        self._probe = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        self._probe = VersionProbe(path)  # "anything new?", cheaply
 
     def close(self) -> None:
         self._probe.close()
@@ -75,7 +74,7 @@ class Registry(LeaseRows):
 
     # ---------------------------------------------------------------- change feed
     def data_version(self) -> int:
-        return int(self._probe.execute("PRAGMA data_version").fetchone()[0])
+        return self._probe.version()
 
     def last_seq(self) -> int:
         with self._reader.begin() as conn:
