@@ -1,11 +1,13 @@
 """The registry seam: everything the session and the monitor ask of a registry, as one protocol.
 
 ``corral.registry.store.Registry`` is the SQLite implementation (SQLAlchemy Core plus a few
-statements on the driver's cursor where speed matters); ``corral.registry.summary`` is its lean
-read-only twin for listings, which must not import SQLAlchemy. Dialect-specific SQL lives only
-behind these two. A PostgreSQL registry later is one module implementing ``RegistryStore``
-(with ``data_version`` replaced by LISTEN/NOTIFY behind ``AsyncRegistry.watch``), chosen by the
-scheme of the ``registry`` setting (``corral.registry.url``).
+statements on the driver's cursor where speed matters, with what SQLite spells differently in
+``sqlite_dialect``); ``corral.registry.summary.ListingReader`` is the lean read-only side for
+listings, which must not import SQLAlchemy (SQLite's: ``sqlite_summary``). A PostgreSQL
+registry later is a module implementing ``RegistryStore``, a dialect module compiling
+``corral.registry.sql``'s constructs, and a ``ListingReader`` (with ``data_version`` replaced by
+LISTEN/NOTIFY behind ``aio.Watch``), chosen by the scheme of the ``registry`` setting
+(``corral.registry.url``).
 
 What an implementation must guarantee:
 
@@ -16,7 +18,7 @@ What an implementation must guarantee:
   is a retried transaction, never a lost or doubled transition (``tests/core/test_deferred.py``);
 - keyset paging (``page``): the next page starts after the last id seen, not at an offset;
 - ``data_version``: a number that changes whenever another connection committed ("anything
-  new?"), cheap enough to ask many times a second.
+  new?"), cheap enough to ask many times a second; only ``aio.Watch`` asks it.
 """
 
 from __future__ import annotations
