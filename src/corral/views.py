@@ -7,7 +7,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from corral.config import Settings
     from corral.records import BackendHealth, JobRecord, Transition
+    from corral.registry.status import MonitorStatus
     from corral.registry.summary import LeaseInfo
     from corral.states import JobState
 
@@ -109,6 +113,27 @@ def last_error_view(lease: LeaseInfo | None) -> dict[str, Any] | None:
         "at": lease.last_error_at,
         "pid": lease.last_error_pid,
         "stale": not lease.error_is_latest,
+    }
+
+
+def monitor_status_view(
+    status: MonitorStatus, stale: Callable[[BackendHealth], bool], settings: Settings
+) -> dict[str, Any]:
+    """``monitor --status --json``: who drives the registry, its lease, the backends' health
+    (``stale`` says which rows are history) and the daemon settings."""
+    from dataclasses import asdict
+
+    lease = status.lease
+    return {
+        "running": status.pid is not None,
+        "pid": status.pid,
+        "lease": None if lease is None else asdict(lease),
+        "active": status.active,
+        "log": str(settings.log_path),
+        "autostart": settings.autostart,
+        "idle_exit": settings.idle_exit,
+        "backends": [backend_health_view(h, stale(h)) for h in status.backends],
+        "last_error": last_error_view(lease),
     }
 
 

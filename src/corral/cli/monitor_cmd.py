@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -58,19 +57,7 @@ def _status(settings: Settings, as_json: bool) -> None:
     pid, lease, active, backends = st.pid, st.lease, st.active, st.backends
     facts = health_view.Facts(lease, backends, pid)
     if as_json:
-        emit_json(
-            {
-                "running": pid is not None,
-                "pid": pid,
-                "lease": None if lease is None else asdict(lease),
-                "active": active,
-                "log": str(settings.log_path),
-                "autostart": settings.autostart,
-                "idle_exit": settings.idle_exit,
-                "backends": [views.backend_health_view(h, facts.stale(h)) for h in backends],
-                "last_error": views.last_error_view(lease),
-            }
-        )
+        emit_json(views.monitor_status_view(st, facts.stale, settings))
         return
     if pid is None:
         print("no monitor is running" + (f" ({active} active jobs wait for one)" if active else ""))
