@@ -69,3 +69,20 @@ def test_the_registry_setting_takes_a_sqlite_url(home: Path, tmp_path: Path) -> 
         load_settings(
             overrides={"registry": "postgresql://db/corral"}, env={"CORRAL_HOME": str(home)}
         )
+
+
+def test_wait_reports_progress_in_units_until_all_are_final(settings: Settings) -> None:
+    reports: list[dict[JobState, int]] = []
+    with Session(settings) as s:
+        sweep = s.submit(
+            {
+                "command": ["sh", "-c", "sleep 0.3; test {i} != 2"],
+                "splitter": {"kind": "sweep", "parameters": {"i": ["1", "2", "3"]}},
+            }
+        )
+        plain = s.submit({"command": ["true"]})
+        done = s.wait([sweep, plain], timeout=60, on_progress=lambda c: reports.append(dict(c)))
+    assert [r.state for r in done] == [S.FAILED, S.COMPLETED]
+    assert all(sum(r.values()) == 4 for r in reports)  # 3 subjobs + 1 job, every time
+    assert reports[-1] == {S.COMPLETED: 3, S.FAILED: 1}
+    assert len(reports) >= 2 and reports[0] != reports[-1]  # the start, the end (and between)

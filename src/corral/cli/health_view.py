@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from corral.cli.common import ago, when
 from corral.errors import RegistryError
+from corral.printable import printable
 from corral.registry import summary
 from corral.views import backend_health_view
 
@@ -77,9 +78,8 @@ def death_note(facts: Facts) -> str | None:
         return None
     if lease.error_is_latest:
         pid = lease.last_error_pid or lease.pid
-        return (
-            f"the last monitor (pid {pid}) died at {when(lease.last_error_at)}: {lease.last_error}"
-        )
+        error = printable(lease.last_error or "")
+        return f"the last monitor (pid {pid}) died at {when(lease.last_error_at)}: {error}"
     if not lease.released and lease.pid is not None:
         return (
             f"the last monitor (pid {lease.pid}) ended without releasing its lease (killed?); "
@@ -109,7 +109,7 @@ def state_text(h: BackendHealth, stale: bool) -> str:
 def summary_text(h: BackendHealth, stale: bool) -> str:
     """One plain line: ``down: sbatch not found; last poll never, every 30.0 s, ...``."""
     state = f"{h.state} (stale, written {ago(h.updated_at)})" if stale else h.state
-    head = f"{state}: {h.reason}" if h.reason else state
+    head = f"{state}: {printable(h.reason)}" if h.reason else state
     return (
         f"{head}; last poll {ago(h.last_poll)}, every {h.interval:.1f} s, {h.active} active, "
         f"{errors_text(h)} errors, calls {calls_text(h.calls)}"
@@ -130,14 +130,14 @@ def print_table(facts: Facts) -> None:
     for h in facts.backends:
         stale = facts.stale(h)
         table.add_row(
-            escape(h.name),
-            escape(h.kind),
+            escape(printable(h.name)),
+            escape(printable(h.kind)),
             state_text(h, stale),
             ago(h.last_poll),
             f"{h.interval:.1f} s",
             str(h.active),
             errors_text(h),
-            escape(calls_text(h.calls)),
-            escape(h.reason) or "-",
+            escape(printable(calls_text(h.calls))),
+            escape(printable(h.reason)) or "-",
         )
     console().print(table)

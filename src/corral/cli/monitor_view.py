@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from corral.cli.common import ago, console
 from corral.errors import MonitorBusy
+from corral.printable import printable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -124,11 +125,10 @@ def _table(mon: Monitor) -> Table:
     for column in ("backend", "active", "interval", "last poll", "polls", "errors", "last error"):
         table.add_column(column)
     for s in mon.statuses():
-        error = (
-            f"[red]{escape(s.last_error)}[/red]" if s.consecutive_errors else escape(s.last_error)
-        )
+        shown = escape(printable(s.last_error))
+        error = f"[red]{shown}[/red]" if s.consecutive_errors else shown
         table.add_row(
-            s.name,
+            escape(printable(s.name)),
             str(s.active),
             f"{s.interval:.1f} s",
             ago(s.last_poll),
