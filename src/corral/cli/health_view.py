@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from corral.cli.common import ago, when
+from corral.cli.common import ago, markup, when
+from corral.printable import printable
 from corral.registry import summary
 from corral.views import backend_health_view
 
@@ -78,7 +79,8 @@ def death_note(facts: Facts) -> str | None:
     if lease.error_is_latest:
         pid = lease.last_error_pid or lease.pid
         return (
-            f"the last monitor (pid {pid}) died at {when(lease.last_error_at)}: {lease.last_error}"
+            f"the last monitor (pid {pid}) died at {when(lease.last_error_at)}: "
+            f"{printable(lease.last_error or '')}"
         )
     if not lease.released and lease.pid is not None:
         return (
@@ -109,7 +111,7 @@ def state_text(h: BackendHealth, stale: bool) -> str:
 def summary_text(h: BackendHealth, stale: bool) -> str:
     """One plain line: ``down: sbatch not found; last poll never, every 30.0 s, ...``."""
     state = f"{h.state} (stale, written {ago(h.updated_at)})" if stale else h.state
-    head = f"{state}: {h.reason}" if h.reason else state
+    head = f"{state}: {printable(h.reason)}" if h.reason else state
     return (
         f"{head}; last poll {ago(h.last_poll)}, every {h.interval:.1f} s, {h.active} active, "
         f"{errors_text(h)} errors, calls {calls_text(h.calls)}"
@@ -118,7 +120,6 @@ def summary_text(h: BackendHealth, stale: bool) -> str:
 
 def print_table(facts: Facts) -> None:
     """A line per backend: name, kind, state, last poll, interval, active, errors, calls, reason."""
-    from rich.markup import escape
     from rich.table import Table
 
     from corral.cli.common import console
@@ -130,14 +131,14 @@ def print_table(facts: Facts) -> None:
     for h in facts.backends:
         stale = facts.stale(h)
         table.add_row(
-            escape(h.name),
-            escape(h.kind),
+            markup(h.name),
+            markup(h.kind),
             state_text(h, stale),
             ago(h.last_poll),
             f"{h.interval:.1f} s",
             str(h.active),
             errors_text(h),
-            escape(calls_text(h.calls)),
-            escape(h.reason) or "-",
+            markup(calls_text(h.calls)),
+            markup(h.reason) or "-",
         )
     console().print(table)

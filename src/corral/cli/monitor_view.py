@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from corral.cli.common import ago, console
+from corral.cli.common import ago, console, markup
 from corral.errors import MonitorBusy
 
 if TYPE_CHECKING:
@@ -117,7 +117,6 @@ def _view(mon: Monitor, started: float) -> Any:
 
 
 def _table(mon: Monitor) -> Table:
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -125,7 +124,7 @@ def _table(mon: Monitor) -> Table:
         table.add_column(column)
     for s in mon.statuses():
         error = (
-            f"[red]{escape(s.last_error)}[/red]" if s.consecutive_errors else escape(s.last_error)
+            f"[red]{markup(s.last_error)}[/red]" if s.consecutive_errors else markup(s.last_error)
         )
         table.add_row(
             s.name,
