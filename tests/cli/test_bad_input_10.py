@@ -30,6 +30,7 @@ BYTES_CASES = [
     (["submit", "--split", "{a.txt}", "--", "echo"], {"a.txt": b"\xff\xfe\n"}, "not UTF-8"),
     (["submit", "--script", "{s.sh}"], {"s.sh": b"echo \xff\n"}, "not UTF-8"),
     (["submit", "{job.json}"], {"job.json": b'{"command": [""]}'}, "command"),
+    (["submit", "{job.json}"], {"job.json": b'{"command": ["echo", "a\\u0000x"]}'}, "NUL"),
     (["submit", "{job.json}"], {"job.json": b'{"command": ["a"], "outputs": [""]}'}, "outputs"),
     (
         ["submit", "{job.json}"],
@@ -81,6 +82,8 @@ CASES = [
     (["submit", "--sweep", "a=1..1000", "--sweep", "b=1..1000", "--", "echo"], "max_subjobs"),
     (["submit", "--dry-run", "-i", "nothere.dat", "--", "cat"], "no such file"),
     (["submit", "--dry-run", "-O", "partition=x", "--", "echo"], "unknown option"),
+    (["submit", "--dry-run", "-b", "slurm", "-O", "nosuch=x", "--", "echo"], "unknown option"),
+    (["submit", "--dry-run", "-b", "slurm", "-O", "qos=a\nb", "--", "echo"], "single-line"),
     (["submit", "-e", "CORRAL_HOME=/x", "--", "echo"], "environment"),
     (["show", "\u0661"], "not a job id"),
     (["show", str(2**63)], "not a job id"),
@@ -200,3 +203,12 @@ def test_bad_stored_spec_of_new_and_running_jobs_under_a_monitor(cli_home: Path)
     assert wait_until(lambda: states() == {"1": "killed", "3": "failed", "4": "completed"}, 60)
     status = run_corral(cli_home, "monitor", "--status", "--json").json()
     assert status["running"], status
+
+
+@pytest.mark.parametrize("verb", ["show", "peek", "kill", "resubmit", "rm", "copy", "wait"])
+@pytest.mark.parametrize("job", [str(2**63), str(2**70), "\u0661", "1\u0662"])
+def test_bad_ids_on_every_verb(seeded: Path, verb: str, job: str) -> None:
+    """Ids past 2^63 were exit 70 on every verb; Unicode digits (``١``) were taken as 1."""
+    before = snapshot(seeded)
+    check(run_corral(seeded, verb, job), USAGE, "not a job id")
+    assert snapshot(seeded) == before
