@@ -208,7 +208,7 @@ def test_bad_stored_spec_of_new_and_running_jobs_under_a_monitor(cli_home: Path)
 @pytest.mark.parametrize("verb", ["show", "peek", "kill", "resubmit", "rm", "copy", "wait"])
 @pytest.mark.parametrize("job", [str(2**63), str(2**70), "\u0661", "1\u0662"])
 def test_bad_ids_on_every_verb(seeded: Path, verb: str, job: str) -> None:
-    """Ids past 2^63 were exit 70 on every verb; Unicode digits (``١``) were taken as 1."""
+    """Ids past 2^63 were exit 70 on every verb; U+0661 (Arabic-Indic one) was taken as 1."""
     before = snapshot(seeded)
     check(run_corral(seeded, verb, job), USAGE, "not a job id")
     assert snapshot(seeded) == before
