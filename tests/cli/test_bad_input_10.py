@@ -202,7 +202,7 @@ def test_bad_stored_spec_of_new_and_running_jobs_under_a_monitor(cli_home: Path)
     assert run_corral(cli_home, "rm", "--force", "2").code == 0
     assert wait_until(lambda: states() == {"1": "killed", "3": "failed", "4": "completed"}, 60)
     status = run_corral(cli_home, "monitor", "--status", "--json").json()
-    assert status["running"], status
+    assert status["last_error"] is None, status  # (no monitor died; it may have idled out)
 
 
 @pytest.mark.parametrize("verb", ["show", "peek", "kill", "resubmit", "rm", "copy", "wait"])
