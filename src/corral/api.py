@@ -192,9 +192,15 @@ class Session:
         ``AsyncSession.changes``); close the iterator (or break out of it) to unsubscribe."""
         yield from self._iterate(self._async.changes(since))
 
-    def follow(self, job: IdLike, *, stderr: bool = False, poll: float = 0.2) -> Iterator[str]:
+    def tail(self, job: IdLike, *, stderr: bool = False, lines: int = 20) -> Iterator[str]:
+        """The last ``lines`` lines of a job's output, in chunks (see ``AsyncSession.tail``)."""
+        yield from self._iterate(self._async.tail(job, stderr=stderr, lines=lines))
+
+    def follow(
+        self, job: IdLike, *, stderr: bool = False, lines: int | None = None, poll: float = 0.2
+    ) -> Iterator[str]:
         """A job's output as it grows, until it is final (see ``AsyncSession.follow``)."""
-        yield from self._iterate(self._async.follow(job, stderr=stderr, poll=poll))
+        yield from self._iterate(self._async.follow(job, stderr=stderr, lines=lines, poll=poll))
 
     def _iterate(self, stream: AsyncGenerator[T, None]) -> Iterator[T]:
         try:

@@ -23,7 +23,7 @@ from corral.errors import (
     WaitTimeout,
 )
 from corral.inputs import check_timeout
-from corral.jobfiles import delete_dirs, read_from, tail_lines
+from corral.jobfiles import delete_dirs, follow_text, tail_text
 from corral.lock import holder
 from corral.monitor import Monitor
 from corral.records import BackendHealth, JobId, JobRecord, Page, Transition
@@ -320,29 +320,39 @@ class AsyncSession:
             ) from None
 
     async def peek(self, job: IdLike, *, stderr: bool = False, lines: int = 20) -> str:
-        """The last ``lines`` lines of a job's stdout (or stderr)."""
+        """The last ``lines`` lines of a job's stdout (or stderr), as one string (``tail``
+        streams them, for outputs too big to hold)."""
+        return "".join([text async for text in self.tail(job, stderr=stderr, lines=lines)])
+
+    async def tail(
+        self, job: IdLike, *, stderr: bool = False, lines: int = 20
+    ) -> AsyncGenerator[str, None]:
+        """The last ``lines`` lines of a job's stdout (or stderr) as written so far, in chunks
+        of text: constant memory, however long the output or its lines."""
+        async for text in tail_text(await self._output(job, stderr), lines):
+            yield text
+
+    async def follow(
+        self, job: IdLike, *, stderr: bool = False, lines: int | None = None, poll: float = 0.2
+    ) -> AsyncGenerator[str, None]:
+        """A job's stdout (or stderr) as it grows, until the job is final, in chunks of text:
+        from the start, or from its last ``lines`` lines. Constant memory; UTF-8 is decoded
+        across chunks (a character split between two writes arrives whole). Raises
+        ``MonitorUnavailable`` if no monitor drives the job and none can be started."""
+        path = await self._output(job, stderr)
+        watch = MonitorWatch(self.settings, self._monitor)
+
+        async def final() -> bool:
+            return (await self.get(job)).state.final
+
+        async for text in follow_text(path, lines, final, watch.check, poll):
+            yield text
+
+    async def _output(self, job: IdLike, stderr: bool) -> Path:
         record = await self.get(job)
         if record.is_master:
             raise InvalidInput(f"job {record.id} has subjobs; peek one of them, e.g. {record.id}.0")
-        path = self.output_path(record, "stderr" if stderr else "stdout")
-        return await asyncio.to_thread(tail_lines, path, lines)
-
-    async def follow(
-        self, job: IdLike, *, stderr: bool = False, poll: float = 0.2
-    ) -> AsyncGenerator[str, None]:
-        """A job's stdout (or stderr) as it grows, from the start, until the job is final."""
-        record = await self.get(job)
-        path = self.output_path(record, "stderr" if stderr else "stdout")
-        offset = 0
-        while True:
-            record = await self.get(record.id)
-            chunk, offset = await asyncio.to_thread(read_from, path, offset)
-            if chunk:
-                yield chunk
-            elif record.state.final:
-                return
-            else:
-                await asyncio.sleep(poll)
+        return self.output_path(record, "stderr" if stderr else "stdout")
 
     @staticmethod
     def output_path(record: JobRecord, stream: str) -> Path:

@@ -66,6 +66,7 @@ def record_view(r: JobRecord) -> dict[str, Any]:
         "stderr": str(attempt_dir / "stderr") if attempt_dir and not r.is_master else None,
         "output_dir": str(r.output_dir) if r.output_dir else None,
         "outputs": outputs_of(r),
+        "problem": r.problem or None,
     }
 
 

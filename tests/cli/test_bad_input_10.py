@@ -30,6 +30,7 @@ BYTES_CASES = [
     (["submit", "--split", "{a.txt}", "--", "echo"], {"a.txt": b"\xff\xfe\n"}, "not UTF-8"),
     (["submit", "--script", "{s.sh}"], {"s.sh": b"echo \xff\n"}, "not UTF-8"),
     (["submit", "{job.json}"], {"job.json": b'{"command": [""]}'}, "command"),
+    (["submit", "{job.json}"], {"job.json": b'{"command": ["echo", "a\\u0000x"]}'}, "NUL"),
     (["submit", "{job.json}"], {"job.json": b'{"command": ["a"], "outputs": [""]}'}, "outputs"),
     (
         ["submit", "{job.json}"],
@@ -81,6 +82,8 @@ CASES = [
     (["submit", "--sweep", "a=1..1000", "--sweep", "b=1..1000", "--", "echo"], "max_subjobs"),
     (["submit", "--dry-run", "-i", "nothere.dat", "--", "cat"], "no such file"),
     (["submit", "--dry-run", "-O", "partition=x", "--", "echo"], "unknown option"),
+    (["submit", "--dry-run", "-b", "slurm", "-O", "nosuch=x", "--", "echo"], "unknown option"),
+    (["submit", "--dry-run", "-b", "slurm", "-O", "qos=a\nb", "--", "echo"], "single-line"),
     (["submit", "-e", "CORRAL_HOME=/x", "--", "echo"], "environment"),
     (["show", "\u0661"], "not a job id"),
     (["show", str(2**63)], "not a job id"),
@@ -148,10 +151,64 @@ def test_bad_stored_spec_shown_killed_removed(seeded: Path) -> None:
         conn.close()
     shown = run_corral(seeded, "show", "1")
     assert shown.code == 0, shown
-    assert "stored invalid job spec: backend_options.x" in shown.out
+    assert "problem: stored invalid job spec: backend_options.x" in shown.out
+    as_json = run_corral(seeded, "show", "1", "--json")
+    assert as_json.code == 0, as_json
+    assert "backend_options.x" in as_json.json()["job"]["problem"]
     assert run_corral(seeded, "ls").code == 0
+    assert run_corral(seeded, "ls", "--json").json()["jobs"][0]["id"] == "1"
     killed = run_corral(seeded, "kill", "1")
     assert killed.code == 0, killed
     removed = run_corral(seeded, "rm", "--force", "1")
     assert removed.code == 0, removed
     assert run_corral(seeded, "show", "1").code == USAGE
+
+
+def corrupt(home: Path, job: int, spec: object) -> None:
+    conn = sqlite3.connect(home / "registry.db")
+    try:
+        with conn:
+            conn.execute("UPDATE jobs SET spec = ? WHERE job_id = ?", (json.dumps(spec), job))
+    finally:
+        conn.close()
+
+
+def test_bad_stored_spec_of_new_and_running_jobs_under_a_monitor(cli_home: Path) -> None:
+    """A corrupted spec row never takes the monitor down: a new job is failed with the problem
+    (``ls`` shows it, with the reason in ``--json``), a running one can be killed or removed,
+    and the other jobs run."""
+    from tests.cli.conftest import stop_monitor, wait_until
+
+    def states() -> dict[str, str]:
+        return {j["id"]: j["state"] for j in run_corral(cli_home, "ls", "--json").json()["jobs"]}
+
+    for _ in range(2):
+        assert run_corral(cli_home, "submit", "-q", "--", "sleep", "60").code == 0
+    assert wait_until(lambda: states() == {"1": "running", "2": "running"}, timeout=60)
+    stop_monitor(cli_home)  # the next monitor reads the corrupted rows at its start
+    for job in (1, 2):
+        corrupt(cli_home, job, {"command": [""], "walltime": 1})
+    assert run_corral(cli_home, "--set", "autostart=false", "submit", "-q", "--", "x").code == 0
+    corrupt(cli_home, 3, {"command": ["true"], "backend_options": {"x": None}})
+    assert run_corral(cli_home, "submit", "-q", "--", "true").code == 0  # starts a monitor
+    assert wait_until(lambda: states().get("4") == "completed", timeout=60)
+    assert wait_until(lambda: states().get("3") == "failed", timeout=60)
+    listed = {j["id"]: j for j in run_corral(cli_home, "ls", "--json").json()["jobs"]}
+    assert "stored invalid job spec: backend_options.x" in listed["3"]["reason"]
+    assert states()["1"] == "running"
+    shown = run_corral(cli_home, "show", "1", "--json").json()["job"]
+    assert "command" in shown["problem"] and "walltime" in shown["problem"]
+    assert run_corral(cli_home, "kill", "1").code == 0
+    assert run_corral(cli_home, "rm", "--force", "2").code == 0
+    assert wait_until(lambda: states() == {"1": "killed", "3": "failed", "4": "completed"}, 60)
+    status = run_corral(cli_home, "monitor", "--status", "--json").json()
+    assert status["last_error"] is None, status  # (no monitor died; it may have idled out)
+
+
+@pytest.mark.parametrize("verb", ["show", "peek", "kill", "resubmit", "rm", "copy", "wait"])
+@pytest.mark.parametrize("job", [str(2**63), str(2**70), "\u0661", "1\u0662"])
+def test_bad_ids_on_every_verb(seeded: Path, verb: str, job: str) -> None:
+    """Ids past 2^63 were exit 70 on every verb; U+0661 (Arabic-Indic one) was taken as 1."""
+    before = snapshot(seeded)
+    check(run_corral(seeded, verb, job), USAGE, "not a job id")
+    assert snapshot(seeded) == before

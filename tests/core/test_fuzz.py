@@ -174,6 +174,7 @@ CALLS = st.one_of(
     st.tuples(st.just("kill"), IDS | st.lists(IDS, max_size=3) | SELECTIONS),
     st.tuples(st.just("wait"), IDS | st.lists(IDS, max_size=2), NUMBER | st.none() | JUNK),
     st.tuples(st.just("select"), SELECTIONS),
+    st.tuples(st.just("peek"), IDS, NUMBER | JUNK),
 )
 
 
@@ -194,6 +195,8 @@ def test_session_api(api: tuple[Session, Settings], call: tuple[Any, ...]) -> No
             _, error = corral_error_or_result(sess.kill, selection)
     elif verb == "select":
         _, error = corral_error_or_result(sess.select, states=target.get("states", ()))
+    elif verb == "peek":
+        _, error = corral_error_or_result(sess.peek, target, lines=rest[0])
     elif verb == "wait":
         # (monitor="off": nothing drives the jobs, so this refuses or reports MonitorUnavailable)
         _, error = corral_error_or_result(sess.wait, target, timeout=rest[0])

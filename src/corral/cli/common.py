@@ -204,6 +204,24 @@ STATE_STYLE = {
 }
 
 
+def markup(text: str) -> str:
+    """Text from a job, a user or a backend as Rich markup: its brackets escaped for Rich and
+    its control characters for the terminal (``corral.printable``)."""
+    from rich.markup import escape
+
+    from corral.printable import printable
+
+    return escape(printable(text))
+
+
+def write_text(text: str) -> None:
+    """Multi-line text from a job or a user (a script, an output) on stdout: on a terminal with
+    control characters but newline and tab escaped, piped as it is."""
+    from corral.printable import printable
+
+    sys.stdout.write(printable(text, keep_lines=True) if sys.stdout.isatty() else text)
+
+
 def styled(state: JobState) -> str:
     style = STATE_STYLE.get(state)
     return f"[{style}]{state.value}[/{style}]" if style else state.value

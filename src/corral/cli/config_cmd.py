@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from corral.cli.common import Json, console, emit_json, state
+from corral.cli.common import Json, console, emit_json, markup, state
+from corral.printable import printable
 
 if TYPE_CHECKING:
     from corral.cli import health_view
@@ -25,7 +26,7 @@ config_app = typer.Typer(
 def path(ctx: typer.Context) -> None:
     """Print the config file's path (it need not exist yet)."""
     settings = state(ctx).settings()
-    print(settings.config_file)
+    print(printable(str(settings.config_file)))
 
 
 @config_app.command("show")
@@ -50,21 +51,20 @@ def show(ctx: typer.Context, as_json: Json = False) -> None:
 
 
 def _print_settings(settings: Settings, rows: list[tuple[str, Any, str]]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     exists = settings.config_file is not None and settings.config_file.exists()
     out = console()
-    out.print(f"config file: {settings.config_file}" + ("" if exists else " [dim](none yet)[/dim]"))
+    where = markup(str(settings.config_file))
+    out.print(f"config file: {where}" + ("" if exists else " [dim](none yet)[/dim]"))
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("key", "value", "source"):
         table.add_column(column)
     for key, value, source in rows:
         shown = value if isinstance(value, str) else json.dumps(value)
         style = "dim" if source.startswith("default") else ""
-        table.add_row(
-            key, escape(shown), f"[{style}]{escape(source)}[/{style}]" if style else escape(source)
-        )
+        where = markup(source)
+        table.add_row(markup(key), markup(shown), f"[{style}]{where}[/{style}]" if style else where)
     out.print(table)
 
 
@@ -192,19 +192,19 @@ def _print_plugins(
     print("backend kinds:")
     for item in kinds:
         if not item["ok"]:
-            print(f"  {item['name']:<{width}}  BROKEN   {item['error']}")
+            print(f"  {item['name']:<{width}}  BROKEN   {printable(item['error'])}")
             continue
         print(f"  {item['name']:<{width}}  ok       {item['class']}")
         defaults = ", ".join(f"{f['name']}={_text(f['default'])}" for f in item["option_fields"])
         print(f"  {'':<{width}}  options  {defaults or 'none'}")
     print("backend instances:")
     for item in instances:
-        head = f"  {item['name']:<{width}}  {item['kind']:<{width}}"
+        head = printable(f"  {item['name']:<{width}}  {item['kind']:<{width}}")
         if item["ok"]:
             values = ", ".join(f"{k}={_text(v)}" for k, v in item["options"].items())
             print(f"{head}  ok       {values or 'no options'}")
         else:
-            print(f"{head}  {'ok' if item['valid'] else 'INVALID':<7}  {item['error']}")
+            print(f"{head}  {'ok' if item['valid'] else 'INVALID':<7}  {printable(item['error'])}")
         health = facts.health(item["name"])
         if health is not None:
             text = health_view.summary_text(health, facts.stale(health))
@@ -212,4 +212,4 @@ def _print_plugins(
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) and value else json.dumps(value)
+    return printable(value if isinstance(value, str) and value else json.dumps(value))

@@ -28,6 +28,7 @@ from corral.cli.common import (
     state,
 )
 from corral.errors import InvalidInput, NotFound, StateConflict
+from corral.printable import printable
 from corral.selection import Selection
 from corral.states import FINAL
 from corral.views import removed_view
@@ -213,6 +214,8 @@ def _say_removed(removed: list[JobRecord], dry_run: bool, as_json: bool) -> None
     for r in removed:
         subs = f" and {r.subjobs} subjobs" if r.subjobs else ""
         print(
-            f"{verb} job {r.id} ({r.name}, {r.state.value}): registry rows{subs} with their "
-            f"history; job dir {r.job_dir or '-'}"
+            printable(
+                f"{verb} job {r.id} ({r.name}, {r.state.value}): registry rows{subs} with their "
+                f"history; job dir {r.job_dir or '-'}"
+            )
         )

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from corral.errors import CorralError, Kind, WaitTimeout, classify
+from corral.printable import printable
 
 __all__ = [
     "INTERNAL",
@@ -82,7 +83,12 @@ def one_line(text: str) -> str:
 
 
 def message(exc: BaseException) -> str:
-    """The single line printed on stderr (after ``corral: ``)."""
+    """The single line printed on stderr (after ``corral: ``), control characters escaped (a
+    message may quote a job's name, a file's text or a backend's answer)."""
+    return printable(_message(exc))
+
+
+def _message(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     if isinstance(exc, UsageError):

@@ -1,5 +1,5 @@
-"""``corral wait`` and ``corral peek``: the commands. Their async engine is ``tracking``,
-imported when they run (asyncio is not loaded for commands that never need it)."""
+"""``corral wait`` and ``corral peek``: the commands. Their async engines, ``tracking`` and
+``peeking``, are imported when they run (asyncio is not loaded for commands that never need it)."""
 
 from __future__ import annotations
 
@@ -151,12 +151,12 @@ def peek(
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines.")] = 20,
 ) -> None:
     """Show the end of a job's output (stdout, or stderr with -e); follow it live with -f."""
-    from corral.cli import tracking
+    from corral.cli import peeking
 
     (job_id,) = parse_ids([job])
     if lines < 0:
         raise InvalidInput(f"--lines must be 0 or more, got {lines}")
     settings = state(ctx).settings()
     need_registry(settings, f"no job {job_id}")
-    run(tracking.peek(settings, job_id, "stderr" if stderr else "stdout", lines, follow))
+    run(peeking.peek(settings, job_id, "stderr" if stderr else "stdout", lines, follow))
     sys.stdout.flush()

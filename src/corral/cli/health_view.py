@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from corral.cli.common import ago, when
+from corral.cli.common import ago, markup, when
 from corral.errors import RegistryError
 from corral.printable import printable
 from corral.registry import summary
@@ -78,8 +78,10 @@ def death_note(facts: Facts) -> str | None:
         return None
     if lease.error_is_latest:
         pid = lease.last_error_pid or lease.pid
-        error = printable(lease.last_error or "")
-        return f"the last monitor (pid {pid}) died at {when(lease.last_error_at)}: {error}"
+        return (
+            f"the last monitor (pid {pid}) died at {when(lease.last_error_at)}: "
+            f"{printable(lease.last_error or '')}"
+        )
     if not lease.released and lease.pid is not None:
         return (
             f"the last monitor (pid {lease.pid}) ended without releasing its lease (killed?); "
@@ -118,7 +120,6 @@ def summary_text(h: BackendHealth, stale: bool) -> str:
 
 def print_table(facts: Facts) -> None:
     """A line per backend: name, kind, state, last poll, interval, active, errors, calls, reason."""
-    from rich.markup import escape
     from rich.table import Table
 
     from corral.cli.common import console
@@ -130,14 +131,14 @@ def print_table(facts: Facts) -> None:
     for h in facts.backends:
         stale = facts.stale(h)
         table.add_row(
-            escape(printable(h.name)),
-            escape(printable(h.kind)),
+            markup(h.name),
+            markup(h.kind),
             state_text(h, stale),
             ago(h.last_poll),
             f"{h.interval:.1f} s",
             str(h.active),
             errors_text(h),
-            escape(printable(calls_text(h.calls))),
-            escape(printable(h.reason)) or "-",
+            markup(calls_text(h.calls)),
+            markup(h.reason) or "-",
         )
     console().print(table)

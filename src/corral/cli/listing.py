@@ -22,6 +22,7 @@ from corral.cli.common import (
     console,
     emit_json,
     job_filter,
+    markup,
     need_registry,
     parse_ids,
     run,
@@ -29,6 +30,7 @@ from corral.cli.common import (
     state,
     styled,
     when,
+    write_text,
 )
 from corral.errors import InvalidInput
 from corral.printable import printable
@@ -157,7 +159,7 @@ def show(
     found = run(gather())
     record: JobRecord = found["record"]
     if script:
-        sys.stdout.write(_script(record, found["subjobs"]))
+        write_text(_script(record, found["subjobs"]))
         return
     from corral.cli import health_view
 
@@ -212,32 +214,31 @@ def _print_show(
     subjobs: list[JobRecord],
     health: health_view.Facts,
 ) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     out = console()
     counts = ", ".join(f"{n} {s.value}" for s, n in sorted(record.counts.items()))
     kind = f"sweep of {record.subjobs} subjobs: {counts}" if record.is_master else "job"
-    out.print(f"[bold]{record.id}[/bold]  {escape(record.name)}  {styled(record.state)}  ({kind})")
+    out.print(f"[bold]{record.id}[/bold]  {markup(record.name)}  {styled(record.state)}  ({kind})")
     waiting = _waiting(record, health)
     if waiting is not None:
-        out.print(f"  [yellow]{escape(waiting)}[/yellow]")
+        out.print(f"  [yellow]{markup(waiting)}[/yellow]")
     if record.problem:  # (the spec below is a placeholder: corral.spec.read_stored_spec)
-        out.print(f"  [red]{escape(record.problem)}[/red]")
+        out.print(f"  [red]problem: {markup(record.problem)}[/red]")
     facts = Table.grid(padding=(0, 2))
     for key, value in _facts(record):
-        facts.add_row(f"  [dim]{key}[/dim]", escape(value))
+        facts.add_row(f"  [dim]{key}[/dim]", markup(value))
     out.print(facts)
     out.print("[bold]spec[/bold]")
     spec = Table.grid(padding=(0, 2))
     for key, value in record.spec.model_dump(mode="json", exclude_defaults=True).items():
-        spec.add_row(f"  [dim]{key}[/dim]", _value(value))
+        spec.add_row(f"  [dim]{markup(key)}[/dim]", _value(value))
     out.print(spec)
     out.print("[bold]history[/bold]")
     events = Table.grid(padding=(0, 2))
     for t in history:
         change = f"{t.old.value if t.old else '-'} -> {styled(t.new)}"
-        note = escape(t.reason) if t.applied else f"[dim]ignored: {escape(t.reason)}[/dim]"
+        note = markup(t.reason) if t.applied else f"[dim]ignored: {markup(t.reason)}[/dim]"
         events.add_row(f"  {when(t.at)}", f"#{t.attempt}", change, note)
     out.print(events)
     if subjobs:
@@ -276,15 +277,10 @@ def _facts(r: JobRecord) -> list[tuple[str, str]]:
 
 
 def _value(value: Any) -> str:
-    import json
-
-    from rich.markup import escape
-
-    return escape(value if isinstance(value, str) else json.dumps(value))
+    return markup(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
 
 
 def _print_subjobs(subjobs: list[JobRecord]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="subjobs", title_justify="left", box=None, header_style="bold")
@@ -293,6 +289,6 @@ def _print_subjobs(subjobs: list[JobRecord]) -> None:
     for s in subjobs:
         exit_text = "-" if s.exit_code is None else str(s.exit_code)
         table.add_row(
-            str(s.id), styled(s.state), exit_text, escape(s.native_id or "-"), escape(s.reason)
+            str(s.id), styled(s.state), exit_text, markup(s.native_id or "-"), markup(s.reason)
         )
     console().print(table)

@@ -10,9 +10,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from corral.cli.common import ago, console
+from corral.cli.common import ago, console, markup
 from corral.errors import MonitorBusy
-from corral.printable import printable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -118,17 +117,17 @@ def _view(mon: Monitor, started: float) -> Any:
 
 
 def _table(mon: Monitor) -> Table:
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("backend", "active", "interval", "last poll", "polls", "errors", "last error"):
         table.add_column(column)
     for s in mon.statuses():
-        shown = escape(printable(s.last_error))
-        error = f"[red]{shown}[/red]" if s.consecutive_errors else shown
+        error = (
+            f"[red]{markup(s.last_error)}[/red]" if s.consecutive_errors else markup(s.last_error)
+        )
         table.add_row(
-            escape(printable(s.name)),
+            markup(s.name),
             str(s.active),
             f"{s.interval:.1f} s",
             ago(s.last_poll),

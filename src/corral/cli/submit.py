@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from corral.cli import submit_options as o
-from corral.cli.common import Json, emit_json, run, session, state
+from corral.cli.common import Json, emit_json, run, session, state, write_text
 from corral.errors import InvalidInput
+from corral.printable import printable
 
 if TYPE_CHECKING:
     from corral.config import Settings
@@ -262,11 +263,11 @@ def _hint_relative(spec: JobSpec) -> None:
     staged = {Path(p).name for p in spec.input_files}
     for word in spec.command[:2]:
         if word not in staged and not Path(word).is_absolute() and Path(word).is_file():
-            print(
+            note = (
                 f"note: jobs run in their own sandbox dir, where {word!r} is not; stage it with "
-                f"-i {word} or run in this dir with --workdir .",
-                file=sys.stderr,
+                f"-i {word} or run in this dir with --workdir ."
             )
+            print(printable(note), file=sys.stderr)
             return
         if Path(word).name not in _INTERPRETERS:
             return
@@ -285,9 +286,9 @@ def _check_monitor(settings: Settings, job_id: JobId, backend: str) -> None:
     down = facts.latest_down(backend)
     if down is not None:
         seen = "" if facts.running is not None else f" (seen {ago(down.updated_at)})"
+        reason = printable(down.reason or "no reason given")
         print(
-            f"warning: backend {backend} is down: {down.reason or 'no reason given'}{seen}; "
-            f"job {job_id} will wait for it",
+            f"warning: backend {backend} is down: {reason}{seen}; job {job_id} will wait for it",
             file=sys.stderr,
         )
     if facts.running is not None:
@@ -332,12 +333,13 @@ def _dry_run(settings: Settings, spec: JobSpec, as_json: bool) -> None:
         )
         return
     what = f"{count} subjobs" if count else "1 job"
-    print(f"valid: {what} named {spec.name!r} on {spec.backend} (dry run: nothing submitted)")
+    name = printable(repr(spec.name))
+    print(f"valid: {what} named {name} on {spec.backend} (dry run: nothing submitted)")
     for i, sub in enumerate(subjobs):
         env = " ".join(f"{k}={v}" for k, v in sub.environment.items() if k not in spec.environment)
         argv = shlex.join([*(sub.command or ("<script>",)), *sub.arguments])
-        print(f"  .{i}  {argv}  {env}".rstrip())
+        print(printable(f"  .{i}  {argv}  {env}".rstrip()))
     if count > len(subjobs):
         print(f"  ... and {count - len(subjobs)} more")
-    print(f"--- the script{' of subjob .0' if subjobs else ''} ({where}/job.sh) ---")
-    sys.stdout.write(script)
+    print(printable(f"--- the script{' of subjob .0' if subjobs else ''} ({where}/job.sh) ---"))
+    write_text(script)

@@ -1,4 +1,4 @@
-"""The async engine of ``wait`` and ``peek -f``: rendering over ``AsyncSession`` verbs.
+"""The async engine of ``wait``: rendering over ``AsyncSession`` verbs.
 
 Jobs move because a monitor drives them, so ``wait`` makes sure one does: its session runs in
 ``daemon`` mode (the background daemon is started if active jobs have none) or, with autostart
@@ -10,14 +10,11 @@ monitor that died or gives up with ``MonitorUnavailable``, exit 3); this module 
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from corral.cli.common import console, session
-from corral.errors import InvalidInput
 from corral.selection import Selection
 from corral.states import FINAL, JobState
 
@@ -89,58 +86,3 @@ def _progress(log_changes: bool) -> Any:
         TimeElapsedColumn(),
         console=err,
     )
-
-
-# ---------------------------------------------------------------- peek
-async def peek(settings: Settings, job_id: JobId, stream: str, lines: int, follow: bool) -> None:
-    from corral.watch import MonitorWatch
-
-    async with session(settings) as sess:
-        record = await sess.get(job_id)
-        if not follow:
-            text = await sess.peek(job_id, stderr=stream == "stderr", lines=lines)
-            sys.stdout.write(text)
-            if not text and not record.state.final:
-                print(f"(job {job_id} is {record.state.value}; no output yet)", file=sys.stderr)
-            return
-        if record.is_master:
-            raise InvalidInput(f"job {job_id} has subjobs; peek one of them, e.g. {job_id}.0")
-        path = sess.output_path(record, stream)
-        offset = await asyncio.to_thread(_print_tail, path, lines)
-        watch = MonitorWatch(settings)  # following a job no monitor drives would never end
-        while True:
-            offset = await asyncio.to_thread(_print_new, path, offset)
-            if record.state.final:
-                return
-            await watch.check()
-            await asyncio.sleep(POLL)
-            record = await sess.get(job_id)
-
-
-def _print_tail(path: Path, lines: int) -> int:
-    """Print the last ``lines`` lines; return the offset to follow from."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            end = handle.tell()
-            handle.seek(max(0, end - 64 * 1024))
-            data = handle.read(end - handle.tell())
-    except FileNotFoundError:
-        return 0
-    tail = data.decode(errors="replace").splitlines(keepends=True)[-lines:] if lines else []
-    sys.stdout.write("".join(tail))
-    sys.stdout.flush()
-    return end
-
-
-def _print_new(path: Path, offset: int) -> int:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
-    except FileNotFoundError:
-        return offset
-    if data:
-        sys.stdout.write(data.decode(errors="replace"))
-        sys.stdout.flush()
-    return offset + len(data)
