@@ -83,12 +83,16 @@ def test_ten_parallel_submits_start_one_daemon(cli_home: Path) -> None:
 
 
 def test_the_daemon_exits_when_idle_and_status_shows_it(cli_home: Path, corral: Any) -> None:
-    assert corral("submit", "--wait", "--", "true").code == 0
+    # a job that runs while the status is read: a loaded machine can take longer than the idle
+    # exit between two CLI calls, so the daemon must have work until the status has been seen
+    assert corral("submit", "--", "sleep", "120").code == 0
+    assert wait_until(lambda: holder(cli_home / "monitor.lock") is not None, 30)
     status = corral("monitor", "--status", "--json").json()
     assert status["running"] and status["pid"] == holder(cli_home / "monitor.lock")
     assert status["lease"]["pid"] == status["pid"] and status["idle_exit"] == IDLE_EXIT
     assert "monitor running: pid" in corral("monitor", "--status").out
-    assert wait_until(lambda: holder(cli_home / "monitor.lock") is None, IDLE_EXIT + 5)
+    assert corral("kill", "1").code == 0
+    assert wait_until(lambda: holder(cli_home / "monitor.lock") is None, IDLE_EXIT + 30)
     assert "idle" in (cli_home / "monitor.log").read_text()
     assert corral("monitor", "--status", "--json").json()["running"] is False
 
