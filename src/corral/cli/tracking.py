@@ -33,9 +33,14 @@ async def wait_until_final(
 ) -> list[JobRecord]:
     from corral.cli.follow import totals
 
-    async with session(settings) as reader:  # bad ids fail before any monitor starts
-        ids = await reader.resolve(targets)
+    if settings.autostart:  # a daemon-mode session starts a daemon only while it waits
+        ids = None
+    else:  # the in-process monitor starts with its session: bad ids must fail before that
+        async with session(settings) as reader:
+            ids = await reader.resolve(targets)
     async with session(settings, "daemon" if settings.autostart else "inprocess") as sess:
+        if ids is None:
+            ids = await sess.resolve(targets)
         with _progress(log_changes) as bar:
             task = bar.add_task("waiting", total=None)
 
