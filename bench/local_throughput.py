@@ -217,7 +217,12 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--max-cpus", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--max-cpus",
+        type=int,
+        default=0,
+        help="corral's local max_cpus (default: the job count, no cap, as PSI/J and the floor)",
+    )
     parser.add_argument("--idle-jobs", type=int, default=1000)
     parser.add_argument("--idle-window", type=float, default=10.0)
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "MAX_CPUS"))
@@ -240,7 +245,7 @@ def main() -> None:
         print(json.dumps(runners[kind]()))
         return
     print(
-        f"# local throughput, {os.cpu_count()} cores, corral max_cpus={args.max_cpus}, "
+        f"# local throughput, {os.cpu_count()} cores, corral max_cpus={args.max_cpus or 'N'}, "
         f"median of {args.repeat}"
     )
     print(
@@ -254,10 +259,11 @@ def main() -> None:
         "floor": "bare sh floor",
     }
     for n in args.sizes:
+        cap = args.max_cpus or n
         runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in names}
         for _ in range(args.repeat):
             for kind in names:  # alternating, so a load burst hurts every tool alike
-                runs[kind].append(child(kind, n, args.max_cpus if kind in ("sweep", "each") else 0))
+                runs[kind].append(child(kind, n, cap if kind in ("sweep", "each") else 0))
         for kind, results in runs.items():
             wall = statistics.median(r["wall"] for r in results)
             cpu = statistics.median(r["cpu"] for r in results)

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from corral import admit, environment, identity_files
+from corral import admit
 from corral.changes import ChangeFeed
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
@@ -26,18 +26,19 @@ from corral.inputs import check_timeout
 from corral.jobfiles import delete_dirs, read_from, tail_lines
 from corral.lock import holder
 from corral.monitor import Monitor
-from corral.records import BackendHealth, JobId, JobRecord, Page, Transition
+from corral.records import Attempt, BackendHealth, JobId, JobRecord, Page, Transition
 from corral.registry import Selection
 from corral.registry.aio import AsyncRegistry
 from corral.registry.status import MonitorStatus
 from corral.selection import parse_states
 from corral.spec import JobSpec, parse_spec
-from corral.splitters import split
 from corral.states import FINAL, JobState
 from corral.watch import MonitorWatch, describe
 
 MonitorMode = Literal["inprocess", "daemon", "off"]
 IdLike = JobId | int | str
+Poster = Callable[..., object]
+"""Runs a callable on the session's loop soon (``loop.call_soon_threadsafe``)."""
 CHECK_EVERY = 1.0  # a wait looks at the monitor at least this often, changes or not
 
 
@@ -127,24 +128,41 @@ class AsyncSession:
     async def submit(self, spec: JobSpec | Mapping[str, Any]) -> JobId:
         """Store a job (split into subjobs if it has a splitter); the monitor submits it."""
         self._require_monitor()
-        if not isinstance(spec, JobSpec):
-            spec = parse_spec(spec)
-        job_id = await self._reg.call(self._checked_add, spec)
-        await self._after_write()
+        spec = spec if isinstance(spec, JobSpec) else parse_spec(spec)
+        job_id, claimed = await self._reg.call(self._store, spec, self._claiming_epoch())
+        if not self._hand_to_monitor(claimed):
+            await self._after_write()
         return job_id
 
-    def _checked_add(self, spec: JobSpec) -> JobId:
-        """Check, split and store, in one hop to the db thread (three hops made a submit
-        a third slower): bad input fails here, before anything is stored."""
-        admit.check_submit(self.settings, spec)
-        spec = self._capture_environment(spec)
-        return self._reg.sync.add(spec, split(spec))
+    def _submit_blocking(self, spec: JobSpec | Mapping[str, Any], post: Poster) -> JobId:
+        """``submit`` from a thread that is not the loop's (the sync facade): one hop to the db
+        thread and back, the hand-over to the monitor posted to the loop with ``post``."""
+        self._require_monitor()
+        spec = spec if isinstance(spec, JobSpec) else parse_spec(spec)
+        job_id, claimed = self._reg.call_blocking(self._store, spec, self._claiming_epoch())
+        monitor = self._monitor
+        if monitor is not None and monitor.alive:
+            post(self._hand_to_monitor, claimed)
+        elif (self.mode == "daemon" or monitor is not None) and self.settings.autostart:
+            ensure_daemon(self.settings)  # (as _after_write does; blocking is fine here)
+        return job_id
 
-    def _capture_environment(self, spec: JobSpec) -> JobSpec:
-        """The submitter's environment, now (see ``corral.environment``)."""
-        kind = self.settings.backend_kind(spec.backend)
-        root = identity_files.job_root(self.settings.work_dir, self._reg.sync.registry_uuid)
-        return environment.capture(spec, kind, root / "env")
+    def _store(self, spec: JobSpec, epoch: int | None) -> tuple[JobId, list[Attempt]]:
+        return admit.store(self.settings, self._reg.sync, spec, epoch)  # (on the db thread)
+
+    def _claiming_epoch(self) -> int | None:
+        """The epoch of this process's live monitor: it claims the job as it is stored."""
+        monitor = self._monitor
+        return monitor.epoch if monitor is not None and monitor.alive else None
+
+    def _hand_to_monitor(self, claimed: list[Attempt]) -> bool:
+        """Give claimed attempts to the monitor (none: kick its intake); False if there is no
+        monitor (they stay ``submitting``: the next monitor reconciles them)."""
+        monitor = self._monitor
+        if monitor is None or not monitor.alive:
+            return False
+        monitor.accept(claimed) if claimed else monitor.kick()
+        return True
 
     def _require_monitor(self) -> None:
         """A write nobody would act on is refused: this session's monitor died, and with
