@@ -36,6 +36,8 @@ CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 CLEAN_KEEP = ("HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ")
 CLEAN_DEFAULT = frozenset({"dirac"})
 """Backend kinds whose jobs get a clean environment unless the spec says otherwise."""
+CLEAN_LAUNCH = "CORRAL_CLEAN_LAUNCH"
+"""Set (to 1) where the job script starts with no environment but PATH: nothing to drop."""
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -92,11 +94,13 @@ def script_lines(spec: JobSpec) -> list[str]:
         "exit 127; }",
         # Exactly the captured environment: drop what the launcher carried (one sbatch, or the
         # monitor, is shared by many submitters), keeping only the scheduler's own variables.
-        # Builtins and one subshell only: every exec costs a millisecond per job.
+        # Builtins and one subshell only: every exec costs a millisecond per job. The local
+        # wrapper starts with PATH alone (``spawn_environment``): nothing to drop, no forks.
+        f'[ "${{{CLEAN_LAUNCH}-}}" = 1 ] || '
         "for _corral_v in $(export -p | while read -r _w _r; do "
         '[ "$_w" = export ] && echo "${_r%%=*}"; done); do '
         'case "$_corral_v" in SLURM_*|SLURMD_*|SGE_*|_CONDOR_*) ;; '
-        '*) unset "$_corral_v" 2>/dev/null ;; esac; done; unset _corral_v',
+        f'*) unset "$_corral_v" 2>/dev/null ;; esac; done; unset _corral_v {CLEAN_LAUNCH}',
         f". {quoted}",
     ]
 
@@ -107,4 +111,4 @@ def spawn_environment(spec: JobSpec) -> Mapping[str, str]:
     stored before environments were captured)."""
     if spec.environment_file is None:
         return os.environ
-    return {"PATH": CLEAN_PATH}
+    return {"PATH": CLEAN_PATH, CLEAN_LAUNCH: "1"}

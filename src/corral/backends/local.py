@@ -102,6 +102,7 @@ class LocalBackend(AsyncBackend):
     """Runs jobs on this machine; see the module docstring."""
 
     Options: ClassVar[type[BackendOptions]] = LocalOptions
+    submit_chunk: ClassVar[int] = 16  # the first jobs run while the rest are prepared
     options: LocalOptions
 
     @classmethod
