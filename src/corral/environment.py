@@ -68,13 +68,21 @@ def capture(
     spec: JobSpec, kind: str, env_dir: Path, environ: Mapping[str, str] | None = None
 ) -> JobSpec:
     """The spec with ``environment_file`` set to this process's environment, stored once
-    (blocking I/O: call from a thread)."""
-    text = render(select(os.environ if environ is None else environ, policy(spec, kind)))
-    path = env_dir / hashlib.sha256(text.encode()).hexdigest()
+    (blocking I/O: call from a thread). An environment unchanged since the last submit is not
+    rendered and hashed again (a loop of submits pays one ``stat``)."""
+    how = policy(spec, kind)
+    source = os.environ if environ is None else environ
+    snapshot = tuple(source.items())
+    last = _LAST.get((how, env_dir))
+    path = last[1] if last is not None and last[0] == snapshot else None
     try:
-        if not path.exists():
-            modes.makedirs(env_dir)
-            modes.write_atomic(path, text)
+        if path is None or not path.exists():
+            text = render(select(source, how))
+            path = env_dir / hashlib.sha256(text.encode()).hexdigest()
+            if not path.exists():
+                modes.makedirs(env_dir)
+                modes.write_atomic(path, text)
+            _LAST[(how, env_dir)] = (snapshot, path)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull(f"no space left to store the job's environment in {env_dir}") from exc
@@ -82,6 +90,10 @@ def capture(
             f"work_dir: cannot store the job's environment in {env_dir}: {exc}"
         ) from exc
     return spec.model_copy(update={"environment_file": str(path)})
+
+
+_LAST: dict[tuple[str, Path], tuple[tuple[tuple[str, str], ...], Path]] = {}
+"""(policy, env dir) -> (the environment last captured, its file)."""
 
 
 def script_lines(spec: JobSpec) -> list[str]:
