@@ -37,8 +37,7 @@ from corral.watch import MonitorWatch, describe
 
 MonitorMode = Literal["inprocess", "daemon", "off"]
 IdLike = JobId | int | str
-Poster = Callable[..., object]
-"""Runs a callable on the session's loop soon (``loop.call_soon_threadsafe``)."""
+Poster = Callable[..., object]  # runs a callable on the session's loop soon
 CHECK_EVERY = 1.0  # a wait looks at the monitor at least this often, changes or not
 
 
@@ -129,40 +128,43 @@ class AsyncSession:
         """Store a job (split into subjobs if it has a splitter); the monitor submits it."""
         self._require_monitor()
         spec = spec if isinstance(spec, JobSpec) else parse_spec(spec)
-        job_id, claimed = await self._reg.call(self._store, spec, self._claiming_epoch())
-        if not self._hand_to_monitor(claimed):
+        post = asyncio.get_running_loop().call_soon_threadsafe
+        job_id, handed = await self._reg.call(self._store, spec, self._claiming_epoch(), post)
+        if not handed:
             await self._after_write()
         return job_id
 
     def _submit_blocking(self, spec: JobSpec | Mapping[str, Any], post: Poster) -> JobId:
-        """``submit`` from a thread that is not the loop's (the sync facade): one hop to the db
-        thread and back, the hand-over to the monitor posted to the loop with ``post``."""
+        """``submit`` from a thread not the loop's (the sync facade): one hop, to the db thread."""
         self._require_monitor()
         spec = spec if isinstance(spec, JobSpec) else parse_spec(spec)
-        job_id, claimed = self._reg.call_blocking(self._store, spec, self._claiming_epoch())
-        monitor = self._monitor
-        if monitor is not None and monitor.alive:
-            post(self._hand_to_monitor, claimed)
-        elif (self.mode == "daemon" or monitor is not None) and self.settings.autostart:
+        job_id, handed = self._reg.call_blocking(self._store, spec, self._claiming_epoch(), post)
+        monitor, autostart = self._monitor, self.settings.autostart
+        if not handed and monitor is not None and monitor.alive:
+            post(monitor.kick)
+        elif not handed and (self.mode == "daemon" or monitor is not None) and autostart:
             ensure_daemon(self.settings)  # (as _after_write does; blocking is fine here)
         return job_id
 
-    def _store(self, spec: JobSpec, epoch: int | None) -> tuple[JobId, list[Attempt]]:
-        return admit.store(self.settings, self._reg.sync, spec, epoch)  # (on the db thread)
+    def _store(self, spec: JobSpec, epoch: int | None, post: Poster) -> tuple[JobId, bool]:
+        """On the db thread: ``admit.store``, and the hand-over of a claimed job posted from
+        here (a caller interrupted while it waits cannot strand it); True if posted."""
+        job_id, claimed = admit.store(self.settings, self._reg.sync, spec, epoch)
+        if not claimed:
+            return job_id, False
+        with contextlib.suppress(RuntimeError):  # the loop closed: the next monitor reconciles
+            post(self._hand_to_monitor, claimed)
+        return job_id, True
 
-    def _claiming_epoch(self) -> int | None:
-        """The epoch of this process's live monitor: it claims the job as it is stored."""
+    def _claiming_epoch(self) -> int | None:  # a live monitor here claims the job as stored
         monitor = self._monitor
         return monitor.epoch if monitor is not None and monitor.alive else None
 
-    def _hand_to_monitor(self, claimed: list[Attempt]) -> bool:
-        """Give claimed attempts to the monitor (none: kick its intake); False if there is no
-        monitor (they stay ``submitting``: the next monitor reconciles them)."""
+    def _hand_to_monitor(self, claimed: list[Attempt]) -> None:
+        """On the loop. A monitor dead meanwhile leaves them ``submitting``: the next reconciles."""
         monitor = self._monitor
-        if monitor is None or not monitor.alive:
-            return False
-        monitor.accept(claimed) if claimed else monitor.kick()
-        return True
+        if monitor is not None and monitor.alive:
+            monitor.accept(claimed)
 
     def _require_monitor(self) -> None:
         """A write nobody would act on is refused: this session's monitor died, and with
