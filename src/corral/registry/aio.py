@@ -54,7 +54,10 @@ class AsyncRegistry:
         try:
             return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
         except (sqlite3.Error, OSError) as exc:
-            raise self._translated(exc) from exc
+            translated = self._translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     def _translated(self, exc: sqlite3.Error | OSError) -> BaseException:
         # SQLAlchemy's statements are translated in ``engine``; this catches the plain
