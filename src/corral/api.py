@@ -16,7 +16,14 @@ import asyncio
 import concurrent.futures
 import functools
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+)
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -24,8 +31,9 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from corral.config import Settings
 from corral.errors import CorralError
-from corral.records import Transition
+from corral.records import JobId, Transition
 from corral.session import AsyncSession, IdLike, MonitorMode
+from corral.spec import JobSpec
 from corral.watch import describe
 
 P = ParamSpec("P")
@@ -85,22 +93,27 @@ class Portal(Generic[C]):
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
 
+    def post(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` on the loop soon, without waiting for it."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(fn, *args)
+
     def call(self, fn: Callable[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` on the loop and wait for its result."""
-        self._check()
+        self.check()
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop)
         try:
             return future.result()
         except concurrent.futures.CancelledError:
-            self._check()  # the session stopped under the call
+            self.check()  # the session stopped under the call
             raise
 
     @property
     def running(self) -> bool:
         return self._error is None and self._thread is not None and self._thread.is_alive()
 
-    def _check(self) -> None:
+    def check(self) -> None:
         if self._error is not None:
             raise SessionStopped(f"the session stopped: {describe(self._error)}") from self._error
         if self._loop is None or self._thread is None or not self._thread.is_alive():
@@ -167,7 +180,11 @@ class Session:
     ) -> None:
         self._portal.stop()
 
-    submit = blocking(AsyncSession.submit)
+    def submit(self, spec: JobSpec | Mapping[str, Any]) -> JobId:
+        self._portal.check()
+        return self._async._submit_blocking(spec, self._portal.post)
+
+    submit.__doc__ = AsyncSession.submit.__doc__
     copy = blocking(AsyncSession.copy)
     get = blocking(AsyncSession.get)
     select = blocking(AsyncSession.select)

@@ -36,6 +36,8 @@ CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 CLEAN_KEEP = ("HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ")
 CLEAN_DEFAULT = frozenset({"dirac"})
 """Backend kinds whose jobs get a clean environment unless the spec says otherwise."""
+CLEAN_LAUNCH = "CORRAL_CLEAN_LAUNCH"
+"""Set (to 1) where the job script starts with no environment but PATH: nothing to drop."""
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -66,13 +68,21 @@ def capture(
     spec: JobSpec, kind: str, env_dir: Path, environ: Mapping[str, str] | None = None
 ) -> JobSpec:
     """The spec with ``environment_file`` set to this process's environment, stored once
-    (blocking I/O: call from a thread)."""
-    text = render(select(os.environ if environ is None else environ, policy(spec, kind)))
-    path = env_dir / hashlib.sha256(text.encode()).hexdigest()
+    (blocking I/O: call from a thread). An environment unchanged since the last submit is not
+    rendered and hashed again (a loop of submits pays one ``stat``)."""
+    how = policy(spec, kind)
+    source = os.environ if environ is None else environ
+    snapshot = tuple(source.items())
+    last = _LAST.get((how, env_dir))
+    path = last[1] if last is not None and last[0] == snapshot else None
     try:
-        if not path.exists():
-            modes.makedirs(env_dir)
-            modes.write_atomic(path, text)
+        if path is None or not path.exists():
+            text = render(select(source, how))
+            path = env_dir / hashlib.sha256(text.encode()).hexdigest()
+            if not path.exists():
+                modes.makedirs(env_dir)
+                modes.write_atomic(path, text)
+            _LAST[(how, env_dir)] = (snapshot, path)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull(f"no space left to store the job's environment in {env_dir}") from exc
@@ -80,6 +90,10 @@ def capture(
             f"work_dir: cannot store the job's environment in {env_dir}: {exc}"
         ) from exc
     return spec.model_copy(update={"environment_file": str(path)})
+
+
+_LAST: dict[tuple[str, Path], tuple[tuple[tuple[str, str], ...], Path]] = {}
+"""(policy, env dir) -> (the environment last captured, its file)."""
 
 
 def script_lines(spec: JobSpec) -> list[str]:
@@ -92,11 +106,13 @@ def script_lines(spec: JobSpec) -> list[str]:
         "exit 127; }",
         # Exactly the captured environment: drop what the launcher carried (one sbatch, or the
         # monitor, is shared by many submitters), keeping only the scheduler's own variables.
-        # Builtins and one subshell only: every exec costs a millisecond per job.
+        # Builtins and one subshell only: every exec costs a millisecond per job. The local
+        # wrapper starts with PATH alone (``spawn_environment``): nothing to drop, no forks.
+        f'[ "${{{CLEAN_LAUNCH}-}}" = 1 ] || '
         "for _corral_v in $(export -p | while read -r _w _r; do "
         '[ "$_w" = export ] && echo "${_r%%=*}"; done); do '
         'case "$_corral_v" in SLURM_*|SLURMD_*|SGE_*|_CONDOR_*) ;; '
-        '*) unset "$_corral_v" 2>/dev/null ;; esac; done; unset _corral_v',
+        f'*) unset "$_corral_v" 2>/dev/null ;; esac; done; unset _corral_v {CLEAN_LAUNCH}',
         f". {quoted}",
     ]
 
@@ -107,4 +123,4 @@ def spawn_environment(spec: JobSpec) -> Mapping[str, str]:
     stored before environments were captured)."""
     if spec.environment_file is None:
         return os.environ
-    return {"PATH": CLEAN_PATH}
+    return {"PATH": CLEAN_PATH, CLEAN_LAUNCH: "1"}

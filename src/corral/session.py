@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from corral import admit, environment, identity_files
+from corral import admit
 from corral.changes import ChangeFeed
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
@@ -26,19 +26,19 @@ from corral.inputs import check_timeout
 from corral.jobfiles import delete_dirs, follow_text, tail_text
 from corral.lock import holder
 from corral.monitor import Monitor
-from corral.records import BackendHealth, JobId, JobRecord, Page, Transition
+from corral.records import Attempt, BackendHealth, JobId, JobRecord, Page, Transition
 from corral.registry import Selection
 from corral.registry.aio import AsyncRegistry
 from corral.registry.status import MonitorStatus
 from corral.selection import parse_states
 from corral.spec import JobSpec, parse_spec
-from corral.splitters import split
 from corral.states import FINAL, JobState
 from corral.waiting import Progress, done, units, until_final
 from corral.watch import MonitorWatch, describe
 
 MonitorMode = Literal["inprocess", "daemon", "off"]
 IdLike = JobId | int | str
+Poster = Callable[..., object]  # runs a callable on the session's loop soon
 
 
 def as_id(value: IdLike) -> JobId:
@@ -127,24 +127,44 @@ class AsyncSession:
     async def submit(self, spec: JobSpec | Mapping[str, Any]) -> JobId:
         """Store a job (split into subjobs if it has a splitter); the monitor submits it."""
         self._require_monitor()
-        if not isinstance(spec, JobSpec):
-            spec = parse_spec(spec)
-        job_id = await self._reg.call(self._checked_add, spec)
-        await self._after_write()
+        spec = spec if isinstance(spec, JobSpec) else parse_spec(spec)
+        post = asyncio.get_running_loop().call_soon_threadsafe
+        job_id, handed = await self._reg.call(self._store, spec, self._claiming_epoch(), post)
+        if not handed:
+            await self._after_write()
         return job_id
 
-    def _checked_add(self, spec: JobSpec) -> JobId:
-        """Check, split and store, in one hop to the db thread (three hops made a submit
-        a third slower): bad input fails here, before anything is stored."""
-        admit.check_submit(self.settings, spec)
-        spec = self._capture_environment(spec)
-        return self._reg.sync.add(spec, split(spec))
+    def _submit_blocking(self, spec: JobSpec | Mapping[str, Any], post: Poster) -> JobId:
+        """``submit`` from a thread not the loop's (the sync facade): one hop, to the db thread."""
+        self._require_monitor()
+        spec = spec if isinstance(spec, JobSpec) else parse_spec(spec)
+        job_id, handed = self._reg.call_blocking(self._store, spec, self._claiming_epoch(), post)
+        monitor, autostart = self._monitor, self.settings.autostart
+        if not handed and monitor is not None and monitor.alive:
+            post(monitor.kick)
+        elif not handed and (self.mode == "daemon" or monitor is not None) and autostart:
+            ensure_daemon(self.settings)  # (as _after_write does; blocking is fine here)
+        return job_id
 
-    def _capture_environment(self, spec: JobSpec) -> JobSpec:
-        """The submitter's environment, now (see ``corral.environment``)."""
-        kind = self.settings.backend_kind(spec.backend)
-        root = identity_files.job_root(self.settings.work_dir, self._reg.sync.registry_uuid)
-        return environment.capture(spec, kind, root / "env")
+    def _store(self, spec: JobSpec, epoch: int | None, post: Poster) -> tuple[JobId, bool]:
+        """On the db thread: ``admit.store``, and the hand-over of a claimed job posted from
+        here (a caller interrupted while it waits cannot strand it); True if posted."""
+        job_id, claimed = admit.store(self.settings, self._reg.sync, spec, epoch)
+        if not claimed:
+            return job_id, False
+        with contextlib.suppress(RuntimeError):  # the loop closed: the next monitor reconciles
+            post(self._hand_to_monitor, claimed)
+        return job_id, True
+
+    def _claiming_epoch(self) -> int | None:  # a live monitor here claims the job as stored
+        monitor = self._monitor
+        return monitor.epoch if monitor is not None and monitor.alive else None
+
+    def _hand_to_monitor(self, claimed: list[Attempt]) -> None:
+        """On the loop. A monitor dead meanwhile leaves them ``submitting``: the next reconciles."""
+        monitor = self._monitor
+        if monitor is not None and monitor.alive:
+            monitor.accept(claimed)
 
     def _require_monitor(self) -> None:
         """A write nobody would act on is refused: this session's monitor died, and with

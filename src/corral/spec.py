@@ -6,6 +6,7 @@ into ``InvalidSpec`` naming the field and the bad value, before anything is writ
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -351,13 +352,15 @@ def spec_from_json(text: str) -> JobSpec:
         raise InvalidSpec("stored " + _describe(exc)) from exc
 
 
+@functools.lru_cache(maxsize=4096)
 def read_stored_spec(text: str) -> tuple[JobSpec, str]:
     """A stored spec and ``""``, or, if it no longer validates (written by an older corral,
     or corrupted), a placeholder that cannot run and the reason.
 
     The registry reads every spec through this so that one bad row never takes a verb or the
     monitor down: the job stays visible, can be killed and removed, and the monitor fails it
-    with the reason instead of submitting it (``Attempt.problem``)."""
+    with the reason instead of submitting it (``Attempt.problem``). Specs are immutable, so
+    the same text read again (a wait over 1,000 jobs reads each several times) is parsed once."""
     try:
         return JobSpec.model_validate_json(text), ""
     except ValidationError as exc:

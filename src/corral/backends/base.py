@@ -133,6 +133,10 @@ class BackendBase:
     JobOptions: ClassVar[type[JobOptions]] = JobOptions
     extra: ClassVar[str | None] = None
     """The pip extra that installs this backend's dependencies (for the hint when missing)."""
+    submit_chunk: ClassVar[int] = 0
+    """Hand a batch to ``submit`` in chunks of this many, each as soon as its job dirs are
+    prepared, so the first jobs start while later ones are prepared (0: one call per batch,
+    e.g. so that a sweep is one scheduler array)."""
 
     config: BackendConfig
     options: BackendOptions

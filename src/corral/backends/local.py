@@ -29,7 +29,7 @@ from pydantic import Field
 from corral import faults
 from corral.backends import procinfo
 from corral.backends.base import AsyncBackend, BackendConfig, BackendOptions, Report, Submitted
-from corral.backends.local_control import Control, ControlUnavailable, Mode, detect
+from corral.backends.local_control import Control, ControlUnavailable, Mode, detect, kill_group
 from corral.backends.runfiles import EXIT, START, Untrusted, parse_exit, parse_start, read_small
 from corral.environment import spawn_environment
 from corral.errors import BackendUnavailable, InvalidSpec
@@ -102,6 +102,7 @@ class LocalBackend(AsyncBackend):
     """Runs jobs on this machine; see the module docstring."""
 
     Options: ClassVar[type[BackendOptions]] = LocalOptions
+    submit_chunk: ClassVar[int] = 16  # the first jobs run while the rest are prepared
     options: LocalOptions
 
     @classmethod
@@ -124,7 +125,9 @@ class LocalBackend(AsyncBackend):
         self._ended: list[_Running] = []
         self._cancelled: set[str] = set()
         self._launching: set[str] = set()
-        self._release: list[str] = []  # cgroups of ended jobs, removed after the next launch
+        self._release: list[str] = []  # cgroups of ended jobs, removed off the launch path
+        self._releasing = asyncio.Event()
+        self._ended_uuids: set[str] = set()  # seen ending: never strangers to status()
         self.control = Control("pgroup")
 
     def _cpus(self, attempt: Attempt) -> int:
@@ -149,20 +152,28 @@ class LocalBackend(AsyncBackend):
             await asyncio.to_thread(self.control.release_all, done)
 
     async def serve(self) -> None:
-        """Launch queued jobs as slots free up and turn ended wrappers into observations."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._ended:
-                ended, self._ended = self._ended, []
-                self._used -= sum(self._cpus(job.attempt) for job in ended)
-                for obs in await asyncio.to_thread(_reap, ended, self.control, self._cancelled):
-                    self._report(obs)
-                self._release.extend(job.attempt.uuid for job in ended)
-            await self._launch_what_fits()
-            if self._release:
-                done, self._release = self._release, []
-                await asyncio.to_thread(self.control.release_all, done)
+        """Launch queued jobs as slots free up and turn ended wrappers into observations; ended
+        jobs' cgroups are removed beside it (that takes a moment: launches must not wait)."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._releaser())
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._ended:
+                    ended, self._ended = self._ended, []
+                    self._used -= sum(self._cpus(job.attempt) for job in ended)
+                    for obs in await asyncio.to_thread(_reap, ended, self.control, self._cancelled):
+                        self._report(obs)
+                    self._release.extend(job.attempt.uuid for job in ended)
+                await self._launch_what_fits()
+                if self._release:
+                    self._releasing.set()
+
+    async def _releaser(self) -> None:
+        while await self._releasing.wait():
+            self._releasing.clear()
+            done, self._release = self._release, []
+            await asyncio.to_thread(self.control.release_all, done)
 
     async def _launch_what_fits(self) -> None:
         batch: list[Attempt] = []
@@ -197,6 +208,7 @@ class LocalBackend(AsyncBackend):
         try:
             pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
+            self._ended_uuids.add(attempt.uuid)
             self._ended.append(_Running(attempt, pid, -1))
             self._wake.set()
             return False
@@ -209,6 +221,7 @@ class LocalBackend(AsyncBackend):
         asyncio.get_running_loop().remove_reader(job.pidfd)
         os.close(job.pidfd)
         self._running.pop(job.attempt.uuid, None)
+        self._ended_uuids.add(job.attempt.uuid)
         job.ended.set()
         self._ended.append(job)
         self._wake.set()
@@ -223,18 +236,21 @@ class LocalBackend(AsyncBackend):
     async def reconcile(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
         """A crash left these in ``submitting``: those whose wrapper started are found by its
         lock dir; the others are submitted again (the lock makes a double launch impossible)."""
-        found = await asyncio.to_thread(
+        return await asyncio.to_thread(
             lambda: {a.uuid: "" for a in attempts if os.path.lexists(a.attempt_dir / MARKER)}
         )
-        return found
 
     async def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
-        """Tracked jobs report by events; only strangers (after a restart) are looked at."""
-        queued = {a.uuid for a in self._queue} | self._launching
-        strangers = [a for a in attempts if a.uuid not in self._running and a.uuid not in queued]
+        """Tracked jobs report by events; only strangers (after a restart) are looked at (not
+        ended ones the monitor finalises: looking again each cycle cost more than running them)."""
+        self._ended_uuids.intersection_update(a.uuid for a in attempts)  # forgotten: final
+        known = {a.uuid for a in self._queue} | self._launching | self._ended_uuids
+        strangers = [a for a in attempts if a.uuid not in self._running and a.uuid not in known]
         if not strangers:
             return {}
-        found = await asyncio.to_thread(_inspect_all, strangers, self.control)
+        found = await asyncio.to_thread(
+            lambda: [(a, *_inspect(a, self.control)) for a in strangers]
+        )
         result: dict[str, Observation] = {}
         for attempt, pid, obs in found:
             if pid is not None:
@@ -337,12 +353,6 @@ def _reap(ended: Sequence[_Running], control: Control, cancelled: set[str]) -> l
     return results
 
 
-def _inspect_all(
-    attempts: Sequence[Attempt], control: Control
-) -> list[tuple[Attempt, int | None, Observation | None]]:
-    return [(a, *_inspect(a, control)) for a in attempts]
-
-
 def _inspect(attempt: Attempt, control: Control) -> tuple[int | None, Observation | None]:
     """After a restart: (pid to watch, None) or (None, final observation) or (None, None)."""
     directory = attempt.attempt_dir
@@ -374,19 +384,9 @@ def _inspect(attempt: Attempt, control: Control) -> tuple[int | None, Observatio
 def _hard_kill_all(jobs: Sequence[_Running], control: Control) -> None:
     for job in jobs:
         if control.mode == "pgroup":
-            _kill_group(job.attempt.attempt_dir, job.pid)
+            kill_group(job.attempt.attempt_dir, job.pid)
         else:
             control.hard_kill(job.attempt.uuid, job.pid)
-
-
-def _kill_group(attempt_dir: Path, wrapper_pid: int) -> None:
-    """SIGKILL the job's process group, as the wrapper wrote it in ``jobpgid``. That file is the
-    job's to overwrite: only the wrapper's own group or that of its direct child is accepted."""
-    with contextlib.suppress(OSError, ValueError, Untrusted):
-        pgid = int(read_small(attempt_dir / "jobpgid") or "")
-        if pgid != wrapper_pid and procinfo.parent_of(pgid) != wrapper_pid:
-            pgid = wrapper_pid
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def _cap(options: LocalOptions) -> int:

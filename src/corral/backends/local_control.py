@@ -36,6 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from corral.backends import procinfo
+from corral.backends.runfiles import Untrusted, read_small
+
 log = logging.getLogger(__name__)
 
 Mode = Literal["auto", "cgroup", "pidns", "pgroup"]
@@ -292,3 +295,13 @@ def _oom_killed(path: Path, key: str) -> bool:
             if name == key:
                 return int(value) > 0
     return False
+
+
+def kill_group(attempt_dir: Path, wrapper_pid: int) -> None:
+    """SIGKILL the job's process group, as the wrapper wrote it in ``jobpgid``. That file is the
+    job's to overwrite: only the wrapper's own group or that of its direct child is accepted."""
+    with contextlib.suppress(OSError, ValueError, Untrusted):
+        pgid = int(read_small(attempt_dir / "jobpgid") or "")
+        if pgid != wrapper_pid and procinfo.parent_of(pgid) != wrapper_pid:
+            pgid = wrapper_pid
+        os.killpg(pgid, signal.SIGKILL)

@@ -41,8 +41,8 @@ if [ "$2" -gt 0 ]; then
   child=$!
   target="-$child"
   echo "$child" > jobpgid
-else
-  sh job.sh </dev/null >stdout 2>stderr &
+else   # a subshell, not `sh job.sh`: one exec less per job (no arguments, traps reset)
+  ( set --; . ./job.sh ) </dev/null >stdout 2>stderr &
   child=$!
   target="$child"
   echo "$$" > jobpgid

@@ -204,6 +204,19 @@ class Monitor:
         """Look at the registry now (a submit or kill happened in this process)."""
         self._intake_kick.set()
 
+    def accept(self, claimed: Sequence[Attempt]) -> None:
+        """Submit attempts claimed for this monitor: by its intake or a submit in this process."""
+        if not claimed:
+            return
+        faults.point("after_claim")  # 'submitting' is stored, nothing launched yet
+        by_loop: dict[str, list[Attempt]] = {}
+        for attempt in claimed:
+            loop = self._loop_for(attempt)
+            if loop is not None:
+                by_loop.setdefault(loop.name, []).append(attempt)
+        for name, batch in by_loop.items():
+            self._loops[name].submit(batch)
+
     def statuses(self) -> list[BackendStatus]:
         return [loop.status for loop in self._loops.values()]
 
@@ -261,15 +274,7 @@ class Monitor:
         if not self._intake_due:
             return
         claimed, kills, removed = await self._reg.call(sync.intake, self.epoch)
-        if claimed:
-            faults.point("after_claim")  # 'submitting' is stored, nothing launched yet
-        by_loop: dict[str, list[Attempt]] = {}
-        for attempt in claimed:
-            loop = self._loop_for(attempt)
-            if loop is not None:
-                by_loop.setdefault(loop.name, []).append(attempt)
-        for name, batch in by_loop.items():
-            self._loops[name].submit(batch)
+        self.accept(claimed)
         for attempt in kills:
             loop = self._owner.get(attempt.id) or self._loop_for(attempt)
             if loop is not None:

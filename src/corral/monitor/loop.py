@@ -264,6 +264,15 @@ class BackendLoop:
         if not self._to_submit:
             return
         batch, self._to_submit = self._to_submit, []
+        size = self._backend().submit_chunk or len(batch)
+        for start in range(0, len(batch), size):
+            try:
+                await self._submit_chunk(batch[start : start + size])
+            except BaseException:
+                self._to_submit = batch[start + size :] + self._to_submit  # not tried yet
+                raise
+
+    async def _submit_chunk(self, batch: list[Attempt]) -> None:
         try:
             ready = await asyncio.to_thread(_prepare_all, batch)
         except BaseException:

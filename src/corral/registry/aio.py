@@ -54,12 +54,27 @@ class AsyncRegistry:
         try:
             return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
         except (sqlite3.Error, OSError) as exc:
-            # SQLAlchemy's statements are translated in ``engine``; this catches the plain
-            # sqlite3 connection (``data_version``) and file work done on the db thread.
-            full = storage_full(exc, self._path)
-            if full is None:
+            translated = self._translated(exc)
+            if translated is exc:
                 raise
-            raise full from exc
+            raise translated from exc
+
+    def _translated(self, exc: sqlite3.Error | OSError) -> BaseException:
+        # SQLAlchemy's statements are translated in ``engine``; this catches the plain
+        # sqlite3 connection (``data_version``) and file work done on the db thread.
+        full = storage_full(exc, self._path)
+        return exc if full is None else full
+
+    def call_blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call`` from a thread that is not the event loop's: the same db thread, without a
+        round trip through the loop (the sync facade's submit)."""
+        try:
+            return self._executor.submit(fn, *args, **kwargs).result()
+        except (sqlite3.Error, OSError) as exc:
+            translated = self._translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     def watch(self, poll: float, kick: asyncio.Event | None = None) -> Watch:
         """ "Anything new?", for every loop that follows the registry (the change feed, the

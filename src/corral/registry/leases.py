@@ -9,7 +9,7 @@ import socket
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from corral.errors import LeaseLost
 from corral.records import Attempt, BackendHealth, Transition
@@ -63,17 +63,9 @@ class LeaseRows:
         now = time.time()
         with self._writer.begin() as conn:
             fence(conn, epoch, now)
-            first = int(
-                conn.execute(select(func.coalesce(func.max(transitions.c.seq), 0))).scalar_one()
-            )
+            first = int(conn.execute(_LAST_SEQ).scalar_one())
             apply_updates(conn, updates, now)
-            query = (
-                select(transitions, jobs.c.job_id, jobs.c.sub)
-                .join(jobs, jobs.c.pk == transitions.c.job_pk)
-                .where(transitions.c.seq > first)
-                .order_by(transitions.c.seq)
-            )
-            return [rows.transition_of(r) for r in conn.execute(query)]
+            return [rows.transition_of(r) for r in conn.execute(_SINCE, {"first": first})]
 
     def acquire_lease(self, pid: int, version: str) -> int:
         now = time.time()
@@ -139,9 +131,23 @@ class LeaseRows:
             fence(conn, epoch, time.time())
 
 
+# Built once: constructing a statement costs more than running it (SQLAlchemy caches the
+# compiled form by the statement's structure, but building and keying it is per call).
+_FENCE = (
+    update(lease)
+    .where(lease.c.id == 1, lease.c.epoch == bindparam("f_epoch"))
+    .values(heartbeat=bindparam("f_now"))
+)
+_LAST_SEQ = select(func.coalesce(func.max(transitions.c.seq), 0))
+_SINCE = (
+    select(transitions, jobs.c.job_id, jobs.c.sub)
+    .join(jobs, jobs.c.pk == transitions.c.job_pk)
+    .where(transitions.c.seq > bindparam("first"))
+    .order_by(transitions.c.seq)
+)
+
+
 def fence(conn: Connection, epoch: int, now: float) -> None:
-    result = conn.execute(
-        update(lease).where(lease.c.id == 1, lease.c.epoch == epoch).values(heartbeat=now)
-    )
+    result = conn.execute(_FENCE, {"f_epoch": epoch, "f_now": now})
     if result.rowcount != 1:
         raise LeaseLost(f"monitor lease epoch {epoch} was taken over by a newer monitor")

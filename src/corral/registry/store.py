@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid as uuidlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,9 +18,9 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from corral import identity_files
-from corral.errors import NotFound, StateConflict, WriteConflict
+from corral.errors import LeaseLost, NotFound, StateConflict, WriteConflict
 from corral.records import Attempt, JobId, JobRecord, Page, Removal, Transition
-from corral.registry import identity, rows
+from corral.registry import identity, inserts, rows
 from corral.registry.engine import open_engines
 from corral.registry.leases import LeaseRows, fence
 from corral.registry.rows import to_sub, where
@@ -43,15 +42,6 @@ from corral.states import ACTIVE, JobState
 
 T = TypeVar("T")
 WRITE_RETRIES = 50
-_INSERT_JOB = (
-    "INSERT INTO jobs (job_id, backend, tags, state, created_at, updated_at, sub, name, spec, "
-    "uuid, job_dir, subjobs, attempt, reason, kill_requested, removing) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '', 0, 0)"
-)
-_CREATED = (
-    "INSERT INTO transitions (job_pk, attempt, old_state, new_state, at, reason, applied) "
-    "SELECT pk, 1, NULL, 'new', ?, 'created', 1 FROM jobs WHERE job_id = ? ORDER BY pk"
-)
 LIVE = tuple(s.value for s in ACTIVE if s != JobState.NEW)
 
 
@@ -100,42 +90,38 @@ class Registry(LeaseRows):
         The hot path of one-at-a-time submits: plain SQL on the driver's cursor inside the
         writer's transaction, three statements, no SQLAlchemy compilation (which cost three
         quarters of a submit)."""
+        with self._writer.begin() as conn:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                return JobId(
+                    inserts.insert_job(cursor, self._job_root(), spec, subspecs, time.time())[0]
+                )
+            finally:
+                cursor.close()
+
+    def add_claimed(
+        self, spec: JobSpec, subspecs: Sequence[JobSpec], epoch: int
+    ) -> tuple[JobId, list[Attempt]]:
+        """``add``, with the new units claimed in the same transaction by the monitor holding
+        lease ``epoch`` (``new`` -> ``submitting``, fenced, the history ``claim_new`` writes):
+        a submit from the monitor's own process is one transaction, and its attempts go to
+        that monitor directly, not through its intake. ``LeaseLost`` (nothing stored) if a
+        newer monitor took over. Plain SQL, like ``add``."""
         now = time.time()
         with self._writer.begin() as conn:
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                job_id = int(cursor.execute(identity.NEXT_JOB_ID_SQL).fetchone()[0])
-                job_dir = identity_files.job_root(self.work_dir, self.registry_uuid) / str(job_id)
-                tags = rows.encode_tags(spec.tags)
-                common = (job_id, spec.backend, tags, JobState.NEW.value, now, now)
-                values = [
-                    (
-                        *common,
-                        TOP,
-                        spec.name,
-                        spec.to_json(),
-                        _uuid(),
-                        str(job_dir),
-                        len(subspecs),
-                    )
-                ]
-                values += [
-                    (
-                        *common,
-                        i,
-                        s.name,
-                        s.to_json(),
-                        _uuid(),
-                        str(job_dir / str(i)),
-                        0,
-                    )
-                    for i, s in enumerate(subspecs)
-                ]
-                cursor.executemany(_INSERT_JOB, values)
-                cursor.execute(_CREATED, (now, job_id))
+                if cursor.execute(inserts.FENCE, (now, epoch)).rowcount != 1:
+                    raise LeaseLost(f"monitor lease epoch {epoch} was taken over")
+                found = inserts.insert_job(
+                    cursor, self._job_root(), spec, subspecs, now, claimed=True
+                )
             finally:
                 cursor.close()
-        return JobId(job_id)
+        return JobId(found[0]), inserts.claimed_attempts(found, spec, subspecs)
+
+    def _job_root(self) -> Path:
+        return identity_files.job_root(self.work_dir, self.registry_uuid)
 
     def request_kill(self, ids: Sequence[JobId]) -> list[JobId]:
         """Flag active runnable jobs for the monitor to cancel; ``new`` ones are killed here."""
@@ -357,10 +343,6 @@ class Registry(LeaseRows):
         query = select(jobs).where(jobs.c.kill_requested.is_(True), jobs.c.state.in_(LIVE))
         with self._reader.begin() as conn:
             return [rows.attempt_of(r) for r in conn.execute(query)]
-
-
-def _uuid() -> str:
-    return str(uuidlib.uuid4())
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:

@@ -55,11 +55,21 @@ _CAS = (
 )
 
 
+_ROWS = select(*_ROW_COLUMNS).where(jobs.c.uuid.in_(bindparam("uuids", expanding=True)))
+_EVENTS = transitions.insert()
+_MASTER = select(jobs).where(jobs.c.job_id == bindparam("m_job"), jobs.c.sub == TOP)
+_COUNTS = (
+    select(jobs.c.state, func.count())
+    .where(jobs.c.job_id == bindparam("m_job"), jobs.c.sub != TOP)
+    .group_by(jobs.c.state)
+)
+
+
 def apply_updates(conn: Connection, updates: Sequence[Update], now: float) -> None:
     rows: dict[str, _Row] = {}
     for i in range(0, len(updates), 500):
         uuids = [u.uuid for u in updates[i : i + 500]]
-        for found in conn.execute(select(*_ROW_COLUMNS).where(jobs.c.uuid.in_(uuids))):
+        for found in conn.execute(_ROWS, {"uuids": uuids}):
             rows[found.uuid] = _Row(found._mapping)
     before = {uuid: row.state for uuid, row in rows.items()}
     events: list[dict[str, Any]] = []
@@ -85,7 +95,7 @@ def apply_updates(conn: Connection, updates: Sequence[Update], now: float) -> No
         if result.rowcount != len(params):
             raise WriteConflict("a job changed under a write transaction; nothing was applied")
     if events:
-        conn.execute(transitions.insert(), events)
+        conn.execute(_EVENTS, events)
     _retry_failed(conn, [rows[u] for u in dirty if rows[u].state == JobState.FAILED.value], now)
     refresh_masters(conn, {rows[u].job_id for u in dirty if rows[u].sub != TOP}, now)
 
@@ -192,19 +202,10 @@ def refresh_masters(conn: Connection, job_ids: Iterable[int], now: float | None 
     """Recompute each master's state from its subjobs and record the change if any."""
     now = time.time() if now is None else now
     for job_id in job_ids:
-        master = conn.execute(
-            select(jobs).where(jobs.c.job_id == job_id, jobs.c.sub == TOP)
-        ).first()
+        master = conn.execute(_MASTER, {"m_job": job_id}).first()
         if master is None or master.subjobs == 0:
             continue
-        counts = {
-            JobState(state): n
-            for state, n in conn.execute(
-                select(jobs.c.state, func.count())
-                .where(jobs.c.job_id == job_id, jobs.c.sub != TOP)
-                .group_by(jobs.c.state)
-            )
-        }
+        counts = {JobState(state): n for state, n in conn.execute(_COUNTS, {"m_job": job_id})}
         derived = master_state(counts)
         if derived.value == master.state:
             continue
