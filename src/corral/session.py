@@ -20,7 +20,6 @@ from corral.errors import (
     MonitorBusy,
     MonitorUnavailable,
     NotFound,
-    WaitTimeout,
 )
 from corral.inputs import check_timeout
 from corral.jobfiles import delete_dirs, follow_text, tail_text
@@ -33,7 +32,7 @@ from corral.registry.status import MonitorStatus
 from corral.selection import parse_states
 from corral.spec import JobSpec, parse_spec
 from corral.states import FINAL, JobState
-from corral.waiting import Progress, done, units, until_final
+from corral.waiting import Progress, wait_final
 from corral.watch import MonitorWatch, describe
 
 MonitorMode = Literal["inprocess", "daemon", "off"]
@@ -316,28 +315,9 @@ class AsyncSession:
         """
         timeout = check_timeout(timeout)
         ids = await self.resolve(jobs)
+        watch = MonitorWatch(self.settings, self._monitor)
         report = Progress(self.progress, ids, on_progress)
-        try:
-            async with asyncio.timeout(timeout), self._feed.subscribe() as changes:
-                # Subscribed first, read second: what changes after the read is in the stream.
-                records = await self._reg.call(self._reg.sync.get_many, ids)
-                await report.now()
-                await until_final(
-                    MonitorWatch(self.settings, self._monitor), records, changes, report
-                )
-                records = await self._reg.call(self._reg.sync.get_many, ids)
-                await report.now()
-                return records
-        except TimeoutError:
-            # (timeout=0 may expire before the first look: jobs already final are not late)
-            records = await self._reg.call(self._reg.sync.get_many, ids)
-            left = sum(units(r) - done(r) for r in records)
-            if not left:
-                return records
-            total = sum(units(r) for r in records)
-            raise WaitTimeout(
-                f"wait timed out after {timeout:g} s: {left} of {total} jobs not finished"
-            ) from None
+        return await wait_final(self._reg, self._feed, watch, ids, timeout, report)
 
     async def peek(self, job: IdLike, *, stderr: bool = False, lines: int = 20) -> str:
         """The last ``lines`` lines of a job's stdout (or stderr), as one string (``tail``

@@ -12,8 +12,10 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-from corral.changes import Subscription
+from corral.changes import ChangeFeed, Subscription
+from corral.errors import WaitTimeout
 from corral.records import JobId, JobRecord
+from corral.registry.aio import AsyncRegistry
 from corral.states import FINAL, JobState
 from corral.watch import MonitorWatch
 
@@ -88,3 +90,34 @@ async def until_final(
                             pending.add(change.id)
         if pending:
             await report.maybe()
+
+
+async def wait_final(
+    reg: AsyncRegistry,
+    feed: ChangeFeed,
+    watch: MonitorWatch,
+    ids: tuple[JobId, ...],
+    timeout: float | None,  # noqa: ASYNC109 -- the session's verb takes a number, not a scope
+    report: Progress,
+) -> list[JobRecord]:
+    """``AsyncSession.wait`` once its arguments are checked: the records, all final; else
+    ``WaitTimeout`` after ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout), feed.subscribe() as changes:
+            # Subscribed first, read second: what changes after the read is in the stream.
+            records = await reg.call(reg.sync.get_many, ids)
+            await report.now()
+            await until_final(watch, records, changes, report)
+            records = await reg.call(reg.sync.get_many, ids)
+            await report.now()
+            return records
+    except TimeoutError:
+        # (timeout=0 may expire before the first look: jobs already final are not late)
+        records = await reg.call(reg.sync.get_many, ids)
+        left = sum(units(r) - done(r) for r in records)
+        if not left:
+            return records
+        total = sum(units(r) for r in records)
+        raise WaitTimeout(
+            f"wait timed out after {timeout:g} s: {left} of {total} jobs not finished"
+        ) from None
