@@ -93,7 +93,8 @@ def test_the_daemon_exits_when_idle_and_status_shows_it(cli_home: Path, corral: 
     assert "monitor running: pid" in corral("monitor", "--status").out
     assert corral("kill", "1").code == 0
     assert wait_until(lambda: holder(cli_home / "monitor.lock") is None, IDLE_EXIT + 30)
-    assert "idle" in (cli_home / "monitor.log").read_text()
+    # (the daemon logs its idle exit after releasing the lock)
+    assert wait_until(lambda: "idle" in (cli_home / "monitor.log").read_text(), 30)
     assert corral("monitor", "--status", "--json").json()["running"] is False
 
 
@@ -109,7 +110,9 @@ def test_a_submit_racing_the_idle_exit_is_picked_up(cli_home: Path, corral: Any)
 
 
 def test_stop_restart_and_autostart_off(cli_home: Path, corral: Any) -> None:
-    assert corral("submit", "-q", "--", "sleep", "1").code == 0
+    # a job that runs until the test lets it end: still active when the monitor is stopped
+    gate = ["sh", "-c", f"while [ ! -e {cli_home}/go ]; do sleep 0.1; done"]
+    assert corral("submit", "-q", "--", *gate).code == 0
     pid = holder(cli_home / "monitor.lock")
     assert pid is not None
     stopped = corral("monitor", "--stop")
@@ -117,18 +120,19 @@ def test_stop_restart_and_autostart_off(cli_home: Path, corral: Any) -> None:
     assert "1 active jobs wait for the next monitor" in stopped.out
     assert holder(cli_home / "monitor.lock") is None
     assert "no monitor is running (1 active jobs" in corral("monitor", "--status").out
-    assert corral("wait", "1", "--timeout", "20").code == 0  # wait starts a monitor again
+    (cli_home / "go").touch()
+    assert corral("wait", "1", "--timeout", "60").code == 0  # wait starts a monitor again
     assert corral("submit", "-q", "--", "sleep", "30").code == 0
     assert corral("monitor", "--stop").code == 0
     assert corral("kill", "2").code == 0  # a kill needs a monitor: one is started for it
-    assert corral("wait", "2", "--timeout", "20").code == 1
+    assert corral("wait", "2", "--timeout", "60").code == 1
     assert corral("monitor", "--stop").code == 0
     assert corral("monitor", "--stop").out == "no monitor is running\n"
     off = corral("--set", "autostart=false", "submit", "--", "echo", "no daemon")
     assert off.code == 0 and "autostart is off" in off.err
     assert holder(cli_home / "monitor.lock") is None
     # `wait` with autostart off runs the monitor in its own process
-    waited = corral("--set", "autostart=false", "wait", "3", "--timeout", "20")
+    waited = corral("--set", "autostart=false", "wait", "3", "--timeout", "60")
     assert waited.code == 0, waited
     assert holder(cli_home / "monitor.lock") is None
 

@@ -66,6 +66,16 @@ def following(proc: subprocess.Popen[str], home: Path) -> bool:
     return opened >= 2
 
 
+def gated(home: Path) -> list[str]:
+    """A job that runs until the test lets it end (``release``): however loaded the machine,
+    it is still running when the monitor is killed."""
+    return ["sh", "-c", f"while [ ! -e {home}/go ]; do sleep 0.1; done"]
+
+
+def release(home: Path) -> None:
+    (home / "go").touch()
+
+
 def one_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("corral: "), err
@@ -73,7 +83,7 @@ def one_line(err: str) -> str:
 
 
 def test_wait_restarts_a_sigkilled_daemon(corral: Any, cli_home: Path) -> None:
-    assert corral("submit", "-q", "--", "sleep", "3").code == 0
+    assert corral("submit", "-q", "--", *gated(cli_home)).code == 0
     first = daemon_of(cli_home)
     assert wait_until(lambda: running(corral, "1"))
     with corral_in_background(cli_home, "wait", "1", "--json") as waiting:
@@ -82,7 +92,8 @@ def test_wait_restarts_a_sigkilled_daemon(corral: Any, cli_home: Path) -> None:
         killed = time.monotonic()
         assert wait_until(lambda: holder(cli_home / "monitor.lock") not in (None, first), 10)
         assert time.monotonic() - killed < 10
-        result = finish(waiting, 30)
+        release(cli_home)
+        result = finish(waiting, 60)
     assert result.code == 0, result
     assert result.json()["counts"] == {"completed": 1}
     assert (cli_home / "monitor.log").read_text().count("monitor started") == 2
@@ -90,7 +101,7 @@ def test_wait_restarts_a_sigkilled_daemon(corral: Any, cli_home: Path) -> None:
 
 def test_wait_gives_up_on_a_daemon_that_dies_at_start(corral: Any, cli_home: Path) -> None:
     """The restarted daemon inherits CORRAL_FAULT from wait and SIGKILLs itself at start."""
-    assert corral("submit", "-q", "--", "sleep", "4").code == 0
+    assert corral("submit", "-q", "--", *gated(cli_home)).code == 0
     first = daemon_of(cli_home)
     assert wait_until(lambda: running(corral, "1"))
     with corral_in_background(cli_home, "wait", "1", CORRAL_FAULT="daemon_start") as waiting:
@@ -102,12 +113,13 @@ def test_wait_gives_up_on_a_daemon_that_dies_at_start(corral: Any, cli_home: Pat
     assert time.monotonic() - killed < 15
     line = one_line(result.err)
     assert "the monitor did not start" in line and str(cli_home / "monitor.log") in line
-    assert corral("wait", "1", "--timeout", "30").code == 0  # without the fault it recovers
+    release(cli_home)
+    assert corral("wait", "1", "--timeout", "60").code == 0  # without the fault it recovers
 
 
 def test_wait_gives_up_on_a_daemon_killed_again_soon(corral: Any, cli_home: Path) -> None:
     """Something kills every daemon as soon as it holds the lock."""
-    assert corral("submit", "-q", "--", "sleep", "4").code == 0
+    assert corral("submit", "-q", "--", *gated(cli_home)).code == 0
     first = daemon_of(cli_home)
     assert wait_until(lambda: running(corral, "1"))
     stop = threading.Event()
@@ -138,7 +150,8 @@ def test_wait_gives_up_on_a_daemon_killed_again_soon(corral: Any, cli_home: Path
     assert len(victims) == 1  # restarted once, then given up on
     line = one_line(result.err)
     assert "the monitor died again within 10 s of its start; see " in line
-    assert corral("wait", "1", "--timeout", "30").code == 0
+    release(cli_home)
+    assert corral("wait", "1", "--timeout", "60").code == 0
 
 
 def test_wait_exits_3_when_the_monitor_goes_and_autostart_is_off(
@@ -148,7 +161,7 @@ def test_wait_exits_3_when_the_monitor_goes_and_autostart_is_off(
     with corral_in_background(cli_home, "monitor") as foreground:
         monitor = daemon_of(cli_home)
         assert monitor == foreground.pid
-        assert corral("submit", "-q", "--", "sleep", "3").code == 0
+        assert corral("submit", "-q", "--", *gated(cli_home)).code == 0
         assert wait_until(lambda: running(corral, "1"))
         with corral_in_background(cli_home, "wait", "1") as waiting:
             assert wait_until(lambda: following(waiting, cli_home))
@@ -162,4 +175,5 @@ def test_wait_exits_3_when_the_monitor_goes_and_autostart_is_off(
     )
     assert holder(cli_home / "monitor.lock") is None  # nothing was started
     # wait with autostart off runs the monitor in its own process once the lock is free
-    assert corral("wait", "1", "--timeout", "30").code == 0
+    release(cli_home)
+    assert corral("wait", "1", "--timeout", "60").code == 0
