@@ -145,6 +145,7 @@ def fuzz_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     assert holder(home / "monitor.lock") is None  # nothing started a monitor
 
 
+@pytest.mark.timeout(300)  # (28 s at a load of 8 on 2 cores, 77 s at 16)
 @FUZZ
 @given(argv())
 def test_cli_argument_lists(
