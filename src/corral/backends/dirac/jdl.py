@@ -78,9 +78,14 @@ def wrapper(spec: JobSpec) -> str:
 
 
 def describe(
-    spec: JobSpec, label: str, group: str, placement: Placement, sandbox_pfn: str | None
+    spec: JobSpec,
+    label: str,
+    group: str,
+    placement: Placement,
+    sandbox: str | Sequence[str] | None,
 ) -> JobDescription:
-    """The description of an attempt's job; ``sandbox_pfn`` is its uploaded input sandbox."""
+    """The description of an attempt's job; ``sandbox`` is its uploaded input sandbox's pfn
+    (DiracX), or the local files the classic client uploads itself."""
     environment = dict(spec.environment)
     if needs_wrapper(spec):
         executable, arguments, environment = "/bin/sh", [COMMAND], {}
@@ -101,7 +106,7 @@ def describe(
         executable=executable,
         arguments=arguments,
         environment=environment,
-        input_sandbox=[sandbox_pfn] if sandbox_pfn else [],
+        input_sandbox=[sandbox] if isinstance(sandbox, str) else list(sandbox or ()),
         output_sandbox=[STDOUT, STDERR, *spec.outputs],
         placement=Placement(
             placement.site,
