@@ -49,8 +49,10 @@ class JobDescription:
 def representable(value: str) -> bool:
     """Whether a JDL string can carry ``value``: DIRAC's ClassAd parser has no escape that
     survives two double quotes in one value ("JDL syntax error" from DiracX 0.7), nor for
-    control characters; backslashes are kept out too, to be safe."""
-    return not any(c in value for c in '"\\') and all(ord(c) >= 0x20 for c in value)
+    control characters; backslashes are kept out too, to be safe. Nor ``;``: DIRAC's own
+    ClassAd parser (``ClassAdLight``, what a classic DIRAC server reads JDL with) ends a value
+    at the first ``;`` even inside quotes."""
+    return not any(c in value for c in '"\\;') and all(ord(c) >= 0x20 for c in value)
 
 
 def needs_wrapper(spec: JobSpec) -> bool:
