@@ -88,6 +88,7 @@ class Pool:
         self._wake: asyncio.Future[None] | None = None
         self._credential: tuple[int, int, int] | None = None
         self._credential_next = 0.0
+        self._credential_lock = asyncio.Lock()
         self._started = 0
         self.closed = False
         self.calls: Counter[str] = Counter()
@@ -246,14 +247,17 @@ class Pool:
 
     async def _check_credential(self) -> None:
         path = self.spec.credential
-        now = asyncio.get_running_loop().time()
-        if path is None or now < self._credential_next:
+        if path is None or asyncio.get_running_loop().time() < self._credential_next:
             return
-        self._credential_next = now + self.spec.credential_check
-        signature = await asyncio.to_thread(_signature, path)
-        if signature != self._credential:
-            self._credential = signature
-            self.recycle("the credential changed")
+        async with self._credential_lock:  # calls wait for a check in flight, then go on
+            now = asyncio.get_running_loop().time()
+            if now < self._credential_next:
+                return
+            signature = await asyncio.to_thread(_signature, path)
+            self._credential_next = now + self.spec.credential_check
+            if signature != self._credential:
+                self._credential = signature
+                self.recycle("the credential changed")
 
     def recycle(self, why: str) -> None:
         """Every worker finishes its calls in flight and exits; new ones take new calls."""
