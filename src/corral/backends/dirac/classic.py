@@ -310,7 +310,7 @@ def _input_files(attempt: Attempt) -> list[str]:
     if spec.script is not None:
         generated.append((jdl.SCRIPT, spec.script))
     if jdl.needs_wrapper(spec):
-        generated.append((jdl.COMMAND, jdl.wrapper(spec)))
+        generated.append((jdl.COMMAND, jdl.WRAPPER))
     if generated:
         folder = attempt.attempt_dir / INPUTS
         folder.mkdir(mode=0o700, exist_ok=True)

@@ -42,7 +42,7 @@ def input_sandbox(spec: JobSpec, attempt_dir: Path) -> Blob | None:
     if spec.script is not None:
         members.append((jdl.SCRIPT, spec.script.encode(), 0o755))
     if jdl.needs_wrapper(spec):
-        members.append((jdl.COMMAND, jdl.wrapper(spec).encode(), 0o755))
+        members.append((jdl.COMMAND, jdl.WRAPPER.encode(), 0o755))
     staged = attempt_dir / sandbox.SANDBOX
     for name in spec.input_files:
         path = staged / Path(name).name
