@@ -1,7 +1,8 @@
 # make demo: a real parameter sweep on the local backend, monitored to completion.
 # make test: install everything (Python deps, a real single-node Slurm, real DiracX servers), lint,
-# type-check, run all tests. DiracX is installed and started in the background while the plain
-# suite runs, its tests run next (scripts/test-dirac.sh), then Slurm's.
+# type-check, run all tests. DiracX and the classic DIRAC client's venv are installed (and DiracX
+# started) in the background while the plain suite runs, their tests run next
+# (scripts/test-dirac.sh), then Slurm's.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -28,7 +29,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: venv
-	$(BIN)/pytest -m "not slurm and not dirac"
+	$(BIN)/pytest -m "not slurm and not dirac and not dirac_classic"
 
 dirac-test: venv
 	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh all $(BIN)
@@ -42,7 +43,7 @@ slurm-down:
 test: venv lint typecheck
 	rm -rf $(DIRAC_RUN) && mkdir -p $(DIRAC_RUN).logs
 	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh prepare > $(DIRAC_RUN).logs/prepare.log 2>&1 & \
-	CORRAL_REQUIRE_ROOT=1 $(BIN)/pytest -m "not slurm and not dirac"; status=$$?; \
+	CORRAL_REQUIRE_ROOT=1 $(BIN)/pytest -m "not slurm and not dirac and not dirac_classic"; status=$$?; \
 	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh run $(BIN) || { status=1; cat $(DIRAC_RUN).logs/prepare.log; }; \
 	exit $$status
 	SLURM_DIR=$(SLURM_DIR) CORRAL_REQUIRE_SLURM=1 bash scripts/test-slurm.sh $(BIN)
@@ -52,6 +53,7 @@ bench: venv
 
 bench-dirac: venv
 	bash scripts/diracx-venv.sh
+	bash scripts/dirac-classic-venv.sh
 	$(BIN)/python bench/dirac_status.py
 
 clean:

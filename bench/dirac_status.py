@@ -10,11 +10,13 @@ TCP proxy on loopback, ``bench/delay_proxy.py``):
   isolated DIRAC client), which answers into a shared dict that the caller polls every 0.3 s;
   chunks of 100 jobs are awaited one after another.
 
-Then 1,000 and 10,000 jobs, and the submission of 1,000 jobs at 100 ms. It starts its own
-server (scripts/diracx-local.sh, ports 8720/27150) unless DIRACX_URL and DIRACX_CREDENTIALS_PATH
-are set. Prints a table, then JSON (``--json FILE`` writes it too).
+Then 1,000 and 10,000 jobs, and the submission of 1,000 jobs at 100 ms; then, when the DIRAC
+venv exists, the isolated classic-DIRAC figures of ``bench/isolate_status.py`` (worker round
+trip, 25-job refresh through a worker; ``--classic-only``: those alone, no DiracX). It starts
+its own server (scripts/diracx-local.sh, ports 8720/27150) unless DIRACX_URL and
+DIRACX_CREDENTIALS_PATH are set. Prints a table, then JSON (``--json FILE`` writes it too).
 
-    python bench/dirac_status.py [--repeat 5] [--json bench-dirac.json]
+    python bench/dirac_status.py [--repeat 5] [--json bench-dirac.json] [--classic-only]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+import isolate_status  # noqa: E402
 from corral import sandbox  # noqa: E402
 from corral.backends.base import BackendConfig  # noqa: E402
 from corral.backends.dirac import DiracBackend  # noqa: E402
@@ -336,16 +339,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--classic-only", action="store_true", help="only the isolated classic-DIRAC figures"
+    )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="corral-bench-dirac-"))
-    server_work = work / "server"
-    server = start_server(server_work)
-    try:
-        results = asyncio.run(bench(server, args.repeat, work))
-    finally:
-        stop_server(server_work)
+    results: dict[str, Any] = {}
+    if not args.classic_only:
+        work = Path(tempfile.mkdtemp(prefix="corral-bench-dirac-"))
+        server_work = work / "server"
+        server = start_server(server_work)
+        try:
+            results = asyncio.run(bench(server, args.repeat, work))
+        finally:
+            stop_server(server_work)
+        print(table(results))
+    if isolate_status.VENV.exists() or args.classic_only:
+        results["classic"] = asyncio.run(isolate_status.bench(args.repeat))
+        print(isolate_status.table(results["classic"]))
     results["machine"] = {"cores": os.cpu_count(), "note": "shared with other test runs"}
-    print(table(results))
     print(json.dumps(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Run every DIRAC integration test (pytest -m dirac) against real DiracX 0.7 servers.
-#   scripts/test-dirac.sh prepare          build the server venv, start both servers (may run in
-#                                          the background while other suites run)
+# Run every DIRAC integration test against real DiracX 0.7 servers: pytest -m dirac (the DiracX
+# transport), then pytest -m dirac_classic (the classic DIRAC client in its own venv, through
+# corral.isolate workers: against the same main server, and against the fake Dirac).
+#   scripts/test-dirac.sh prepare          build the server venv and the classic DIRAC venv (at
+#                                          once), start both servers (may run in the background
+#                                          while other suites run)
 #   scripts/test-dirac.sh run [VENV_BIN]   wait for prepare, start the test pilot, run the tests,
 #                                          stop everything
 #   scripts/test-dirac.sh all [VENV_BIN]   both, one after the other
@@ -9,23 +12,31 @@
 # minute (DIRACX_ACCESS_MINUTES=1) for the refresh tests. A missing server fails, never skips.
 #   DIRAC_RUN     where servers, credentials and the tests' basetemp live (/tmp/corral-dirac-test)
 #   PYTEST_ARGS   extra pytest arguments
+#   DIRAC_CLASSIC_VENV   the classic DIRAC venv (/tmp/corral-dirac-classic)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 RUN=${DIRAC_RUN:-/tmp/corral-dirac-test}
 export VENV=${DIRACX_VENV:-/tmp/corral-diracx}
 MAIN_PORT=${DIRAC_MAIN_PORT:-8710}
 SHORT_PORT=${DIRAC_SHORT_PORT:-8711}
+MAIN_S3_PORT=${DIRAC_MAIN_S3_PORT:-27140}
+SHORT_S3_PORT=${DIRAC_SHORT_S3_PORT:-27141}
+CLASSIC_VENV=${DIRAC_CLASSIC_VENV:-/tmp/corral-dirac-classic}
 
 prepare() {
   rm -rf "$RUN"; mkdir -p "$RUN"
-  local t0=$SECONDS
+  local t0=$SECONDS classic
+  bash "$here/dirac-classic-venv.sh" "$CLASSIC_VENV" > "$RUN/classic-venv.log" 2>&1 &
+  classic=$!
   bash "$here/diracx-venv.sh" "$VENV"
   echo "diracx venv: $((SECONDS - t0)) s"
-  WORK=$RUN/main DIRACX_PORT=$MAIN_PORT S3_PORT=27140 bash "$here/diracx-local.sh" start
-  WORK=$RUN/short DIRACX_PORT=$SHORT_PORT S3_PORT=27141 DIRACX_ACCESS_MINUTES=1 \
+  WORK=$RUN/main DIRACX_PORT=$MAIN_PORT S3_PORT=$MAIN_S3_PORT bash "$here/diracx-local.sh" start
+  WORK=$RUN/short DIRACX_PORT=$SHORT_PORT S3_PORT=$SHORT_S3_PORT DIRACX_ACCESS_MINUTES=1 \
     bash "$here/diracx-local.sh" start
   WORK=$RUN/main DIRACX_PORT=$MAIN_PORT bash "$here/diracx-local.sh" credentials "$RUN/credentials.json"
   echo "diracx ready: $((SECONDS - t0)) s"
+  wait "$classic" || { echo "the classic DIRAC venv failed:"; tail -40 "$RUN/classic-venv.log"; exit 1; }
+  echo "classic DIRAC venv ready: $((SECONDS - t0)) s"
   touch "$RUN/ready"
 }
 
@@ -53,8 +64,13 @@ run() {
   mkdir -p "$RUN/pytest"
   "$bin/python" -m tests.dirac.pilot --root "$RUN/pytest" > "$RUN/pilot.log" 2>&1 &
   echo $! > "$RUN/pilot.pid"
+  local status=0
   # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words
-  "$bin/pytest" -m dirac --basetemp="$RUN/pytest" ${PYTEST_ARGS:-}
+  "$bin/pytest" -m dirac --basetemp="$RUN/pytest" ${PYTEST_ARGS:-} || status=$?
+  export CORRAL_REQUIRE_DIRAC_CLASSIC=1 CORRAL_DIRAC_CLASSIC_VENV=$CLASSIC_VENV
+  # shellcheck disable=SC2086
+  "$bin/pytest" -m dirac_classic --basetemp="$RUN/pytest-classic" ${PYTEST_ARGS:-} || status=$?
+  return "$status"
 }
 
 case "${1:-all}" in

@@ -18,7 +18,10 @@
         ├── BackendUnavailable       the backend is down: it cannot load, start or answer
         │                            (tools missing, extra not installed, login needed, server
         │                            down). The monitor retries it; no job changes state for it.
-        └── TransientBackendError    one call failed or timed out (retry later)
+        ├── TransientBackendError    one call failed or timed out (retry later)
+        │   ├── WorkerDied           an isolated worker (``corral.isolate``) died mid-call
+        │   └── CallTimedOut         an isolated call ran past its timeout
+        └── RemoteError              a call in an isolated worker raised: its type and message
 
 Every error has one ``kind`` (``classify``): what went wrong, for whoever answers it. CLI exit
 codes map from it (``corral.cli.errors``), and so will a REST API's HTTP statuses:
@@ -159,3 +162,21 @@ class TransientBackendError(BackendError):
         super().__init__(message)
         self.accepted: Mapping[str, str] = dict(accepted or {})
         self.refused: Mapping[str, str] = dict(refused or {})
+
+
+class WorkerDied(TransientBackendError):
+    """An isolated worker process died (or was recycled) while the call was in flight."""
+
+
+class CallTimedOut(TransientBackendError):
+    """An isolated call ran past its timeout; its worker thread was abandoned."""
+
+
+class RemoteError(BackendError):
+    """A call inside an isolated worker raised; ``type`` is the exception's class name there
+    (the foreign library's classes never cross the boundary)."""
+
+    def __init__(self, type_: str, message: str) -> None:
+        super().__init__(f"{type_}: {message}" if message else type_)
+        self.type = type_
+        self.remote_message = message

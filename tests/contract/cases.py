@@ -18,6 +18,8 @@ import pytest
 from corral.backends.sim import sim_state
 from corral.records import JobRecord
 from tests.dirac.helpers import DIRAC
+from tests.dirac_classic.helpers import DIRAC_CLASSIC, fake_section
+from tests.dirac_classic.helpers import PYTHON as CLASSIC_PYTHON
 from tests.slurm.helpers import SLURM
 
 
@@ -128,6 +130,16 @@ class DiracCase(BackendCase):
         monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(tmp_path / "never-logged-in.json"))
 
 
+@dataclass(frozen=True)
+class DiracClassicCase(DiracCase):
+    """The classic DIRAC API through isolated workers in the DIRAC venv, with the fake ``Dirac``
+    (tests/dirac_classic/fake_dirac.py: it runs jobs on this machine, so the witness works)."""
+
+    def break_start(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, home: Path) -> None:
+        config = home / "config.toml"  # the DIRAC installation's Python is gone
+        config.write_text(config.read_text().replace(str(CLASSIC_PYTHON), str(tmp_path / "no")))
+
+
 _FAST = "min_interval = 0.1\nmax_interval = 1.0\n"
 CASES: list[BackendCase] = [
     LocalCase("local", "local", f"[backends.local]\nmax_cpus = 4\n{_FAST}", breakable=False),
@@ -137,6 +149,7 @@ CASES: list[BackendCase] = [
     DiracCase(
         "dirac", "dirac", "[backends.dirac]\nmin_interval = 0.2\nmax_interval = 2.0\n", DIRAC
     ),
+    DiracClassicCase("dirac-classic", "diracc", fake_section(), DIRAC_CLASSIC),
     SimCase("sim-async", "sim", f"[backends.sim]\n{_FAST}queue_time = 0.05\n"),
     SimCase(
         "sim-blocking",

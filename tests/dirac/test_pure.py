@@ -141,7 +141,9 @@ def test_a_command_the_jdl_cannot_carry_runs_through_a_wrapper(tmp_path: Path) -
     )
     assert jdl.needs_wrapper(job)
     attrs = jdl.parse(jdl.render(jdl.describe(job, "l", "g", jdl.Placement(), "SB:x")))
-    assert (attrs["Executable"], attrs["Arguments"]) == ("/bin/sh", jdl.COMMAND)
+    assert attrs["Executable"] == "/bin/sh"
+    arguments = str(attrs["Arguments"]).split()
+    assert arguments[0] == jdl.COMMAND and all(jdl.representable(a) for a in arguments)
     assert "Environment" not in attrs
     sandbox.prepare(job, tmp_path)
     blob = payload.input_sandbox(job, tmp_path)
@@ -151,7 +153,7 @@ def test_a_command_the_jdl_cannot_carry_runs_through_a_wrapper(tmp_path: Path) -
     import subprocess
 
     done = subprocess.run(
-        ["/bin/sh", jdl.COMMAND], cwd=tmp_path / "x", capture_output=True, text=True, check=True
+        ["/bin/sh", *arguments], cwd=tmp_path / "x", capture_output=True, text=True, check=True
     )
     assert done.stdout == 'a "quoted" value\n'
     assert (tmp_path / "x" / "out.txt").read_text() == "out 0\n"
@@ -210,3 +212,24 @@ def test_options_take_one_site_or_many_and_a_jobs_own_replace_the_sections() -> 
         DiracJobOptions.model_validate({"site": "not a site"})
     with pytest.raises(ValueError):
         DiracOptions.model_validate({"submit_chunk": 21})  # the server refuses 21 per call
+
+
+def test_the_wrapper_gives_back_every_byte_of_argv_and_environment(tmp_path: Path) -> None:
+    import subprocess
+
+    tricky = ["a; b", 'q"uote\\', "new\nline\n\n", "  spaces  ", "ünï ☃", "-e", "--", "$HOME*"]
+    job = parse_spec(
+        {
+            "backend": "dirac",
+            "command": ["sh", "-c", 'printf "%s\\0" "$@"; printf "%s\\0" "$V"', "sh", *tricky],
+            "environment": {"V": "x;\ny\n"},
+        }
+    )
+    (tmp_path / jdl.COMMAND).write_text(jdl.WRAPPER)
+    arguments = jdl.describe(job, "l", "g", jdl.Placement(), None).arguments
+    assert all(jdl.representable(a) for a in arguments)
+    for shell in ("/bin/sh", "bash"):
+        done = subprocess.run(
+            [shell, *arguments], cwd=tmp_path, capture_output=True, check=True, env={}
+        )
+        assert done.stdout.decode().split("\0")[:-1] == [*tricky, "x;\ny\n"], shell

@@ -59,7 +59,7 @@ class DiracOptions(BackendOptions, _Placement):
     )
 
 
-def placement(section: DiracOptions, job: DiracJobOptions) -> _Placement:
+def placement(section: _Placement, job: DiracJobOptions) -> _Placement:
     """The section's placement with the job's own keys on top."""
     merged = section.model_dump(include=set(_Placement.model_fields), exclude_unset=True)
     merged.update(job.model_dump(include=set(_Placement.model_fields), exclude_unset=True))

@@ -42,7 +42,7 @@ def input_sandbox(spec: JobSpec, attempt_dir: Path) -> Blob | None:
     if spec.script is not None:
         members.append((jdl.SCRIPT, spec.script.encode(), 0o755))
     if jdl.needs_wrapper(spec):
-        members.append((jdl.COMMAND, jdl.wrapper(spec).encode(), 0o755))
+        members.append((jdl.COMMAND, jdl.WRAPPER.encode(), 0o755))
     staged = attempt_dir / sandbox.SANDBOX
     for name in spec.input_files:
         path = staged / Path(name).name
@@ -80,18 +80,25 @@ def unpack_outputs(spec: JobSpec, attempt_dir: Path, archives: list[bytes]) -> N
         for data in archives:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
                 tar.extractall(tmp, filter="data")
-        run_dir = sandbox.run_dir(spec, attempt_dir)
-        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for entry in sorted(tmp.iterdir()):
-            target = (
-                attempt_dir / entry.name
-                if entry.name in (jdl.STDOUT, jdl.STDERR)
-                else (run_dir / entry.name)
-            )
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(entry, target)
+        place_outputs(spec, attempt_dir, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def place_outputs(spec: JobSpec, attempt_dir: Path, unpacked: Path) -> None:
+    """Move an unpacked output sandbox into place (``stdout`` and ``stderr`` into the attempt
+    dir, the rest into the run dir) and mark the attempt dir done. Links are moved as links,
+    never followed (outputs are collected with ``O_NOFOLLOW``)."""
+    run_dir = sandbox.run_dir(spec, attempt_dir)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for entry in sorted(unpacked.iterdir()):
+        target = (
+            attempt_dir / entry.name
+            if entry.name in (jdl.STDOUT, jdl.STDERR)
+            else (run_dir / entry.name)
+        )
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(entry, target)
     fd = os.open(attempt_dir / OUTPUT_DONE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.close(fd)
