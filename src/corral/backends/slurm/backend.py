@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import ClassVar
 
 from corral import faults
@@ -28,20 +26,13 @@ from corral.backends.base import (
     Report,
     Submitted,
 )
+from corral.backends.batch import chunk_ids, read_all, read_reconcile, tried, write_batch
 from corral.backends.commands import Runner
-from corral.backends.runfiles import (
-    TICKET,
-    RunFiles,
-    Ticket,
-    read_run_files,
-    read_ticket,
-    render_ticket,
-)
+from corral.backends.runfiles import RunFiles, Ticket
 from corral.backends.slurm import observe, parse, render
 from corral.backends.slurm.options import SlurmJobOptions, SlurmOptions
 from corral.errors import BackendUnavailable, TransientBackendError
 from corral.records import Attempt, Observation
-from corral.sandbox import SUBMITTED
 from corral.states import JobState
 
 log = logging.getLogger("corral.backends.slurm")
@@ -108,8 +99,8 @@ class SlurmBackend(AsyncBackend):
         """One sbatch per batch. Attempts tried before (a ticket exists: a previous call failed
         or timed out) are first looked for, so that none is submitted twice."""
         info = await self.cluster()
-        tried = await asyncio.to_thread(_tickets, attempts)
-        accepted = dict(await self.reconcile([a for a in attempts if a.uuid in tried]))
+        before = await asyncio.to_thread(tried, attempts)
+        accepted = dict(await self.reconcile([a for a in attempts if a.uuid in before]))
         fresh = [a for a in attempts if a.uuid not in accepted]
         batches, refused = render.plan(fresh, self._sbatch_defaults, info.max_array_size)
         refused = {uuid: f"not submitted: {why}" for uuid, why in refused.items()}
@@ -120,7 +111,7 @@ class SlurmBackend(AsyncBackend):
                 # the monitor keeps what went through and retries only the rest
                 raise TransientBackendError(str(exc), accepted=accepted, refused=refused) from exc
             if job_id is not None:
-                accepted.update(batch.native_ids(job_id))
+                accepted.update(render.native_ids(batch, job_id))
             else:
                 refused.update({a.uuid: why for a in batch.attempts})
         return Submitted(accepted, refused)
@@ -148,7 +139,7 @@ class SlurmBackend(AsyncBackend):
             return {}
         found: dict[str, str] = {}
         tickets: dict[str, Ticket] = {}
-        for attempt, ticket, files in await asyncio.to_thread(_read_reconcile, attempts):
+        for attempt, ticket, files in await asyncio.to_thread(read_reconcile, attempts):
             if files.native_id:
                 found[attempt.uuid] = files.native_id
             elif ticket is not None:
@@ -173,7 +164,7 @@ class SlurmBackend(AsyncBackend):
 
     async def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
         live = [a for a in attempts if a.native_id]
-        files = await asyncio.to_thread(_read_all, live)
+        files = await asyncio.to_thread(read_all, live)
         observed: dict[str, Observation] = {}
         ask: list[Attempt] = []
         for attempt in live:
@@ -232,7 +223,7 @@ class SlurmBackend(AsyncBackend):
 
     async def _squeue(self, flag: list[str], values: list[str]) -> dict[str, parse.QueueRow]:
         rows: dict[str, parse.QueueRow] = {}
-        for chunk in render.chunk_ids(values):
+        for chunk in chunk_ids(values):
             result = await self.runner.run([*_SQUEUE, *flag, ",".join(chunk)])
             if parse.squeue_all_unknown(result.returncode, result.stderr):
                 continue
@@ -250,7 +241,7 @@ class SlurmBackend(AsyncBackend):
         window = ["--starttime=now-30days", "--endtime=now", f"--state={_ALL_STATES}"]
         window = window if recent else []
         rows: dict[str, parse.AcctRow] = {}
-        for chunk in render.chunk_ids(values):
+        for chunk in chunk_ids(values):
             result = await self.runner.check([*_SACCT, *window, *flag, ",".join(chunk)])
             rows.update(parse.parse_sacct(result.stdout))
         return rows
@@ -260,7 +251,7 @@ class SlurmBackend(AsyncBackend):
     async def cancel(self, attempts: Sequence[Attempt]) -> None:
         """One scancel for all; one argument per Slurm job (array tasks are compressed)."""
         ids = parse.compress_ids([a.native_id for a in attempts if a.native_id])
-        for chunk in render.chunk_ids(ids):
+        for chunk in chunk_ids(ids):
             result = await self.runner.run(["scancel", *chunk])
             if result.returncode != 0 and parse.scancel_failed(result.stderr):
                 raise TransientBackendError(result.describe())
@@ -282,33 +273,10 @@ def _by_label(
 # ---- blocking file I/O, run in a worker thread
 
 
-def _read_all(attempts: Sequence[Attempt]) -> dict[str, RunFiles]:
-    return {a.uuid: read_run_files(a.attempt_dir) for a in attempts}
-
-
-def _read_reconcile(attempts: Sequence[Attempt]) -> list[tuple[Attempt, Ticket | None, RunFiles]]:
-    return [(a, read_ticket(a.attempt_dir), read_run_files(a.attempt_dir)) for a in attempts]
-
-
-def _tickets(attempts: Sequence[Attempt]) -> set[str]:
-    return {a.uuid for a in attempts if read_ticket(a.attempt_dir) is not None}
-
-
-def _write(path: Path, text: str, mode: int = 0o600) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _write_batch(batch: render.Batch) -> None:
     """Script, task list, then the tickets that make the attempts findable after a crash."""
-    _write(batch.dir / render.SCRIPT, render.render_script(batch), 0o700)
-    _write(batch.dir / render.TASKS, render.render_tasks(batch))
-    for index, attempt in enumerate(batch.attempts):
-        ticket = Ticket(batch.label, index if batch.is_array else None)
-        _write(attempt.attempt_dir / TICKET, render_ticket(ticket))
-        link = attempt.attempt_dir / SUBMITTED
-        link.unlink(missing_ok=True)
-        link.symlink_to(batch.dir / render.SCRIPT)
+    files = [
+        (render.SCRIPT, render.render_script(batch), 0o700),
+        (render.TASKS, render.render_tasks(batch), 0o600),
+    ]
+    write_batch(batch, files, 0 if batch.is_array else None)

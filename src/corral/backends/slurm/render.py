@@ -12,9 +12,12 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from corral.backends import batch as batchkit
+from corral.backends.batch import OptionError as OptionError
+from corral.backends.batch import chunk_ids as chunk_ids
+from corral.backends.batch import render_tasks as render_task_list
 from corral.backends.runfiles import EXIT, START
 from corral.records import Attempt
 from corral.spec import Resources
@@ -50,10 +53,6 @@ _RESERVED = (
 )
 
 
-class OptionError(ValueError):
-    """An option cannot be turned into an sbatch flag; the message names it."""
-
-
 @dataclass(frozen=True, slots=True)
 class SbatchOptions:
     """The flags that decide where and how a job runs (batches are grouped by them)."""
@@ -62,30 +61,15 @@ class SbatchOptions:
     array_limit: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Attempts submitted by one sbatch call; the first one's label names the Slurm job."""
+Batch = batchkit.Batch[SbatchOptions]
+"""Attempts submitted by one sbatch call; the first one's label names the Slurm job."""
 
-    attempts: tuple[Attempt, ...]
-    options: SbatchOptions
 
-    @property
-    def label(self) -> str:
-        return self.attempts[0].label
-
-    @property
-    def dir(self) -> Path:
-        return self.attempts[0].attempt_dir
-
-    @property
-    def is_array(self) -> bool:
-        return len(self.attempts) > 1
-
-    def native_ids(self, job_id: str) -> dict[str, str]:
-        """``{uuid: native id}`` once sbatch has answered with ``job_id``."""
-        if not self.is_array:
-            return {self.attempts[0].uuid: job_id}
-        return {a.uuid: f"{job_id}_{i}" for i, a in enumerate(self.attempts)}
+def native_ids(batch: Batch, job_id: str) -> dict[str, str]:
+    """``{uuid: native id}`` once sbatch has answered with ``job_id``."""
+    if not batch.is_array:
+        return {batch.attempts[0].uuid: job_id}
+    return {a.uuid: f"{job_id}_{i}" for i, a in enumerate(batch.attempts)}
 
 
 def time_limit(seconds: int) -> str:
@@ -155,27 +139,14 @@ def plan(
     attempts: Sequence[Attempt], backend: Mapping[str, Any], max_array_size: int
 ) -> tuple[list[Batch], dict[str, str]]:
     """Group attempts into batches; also return ``{uuid: reason}`` for those that cannot go."""
-    groups: dict[SbatchOptions, list[Attempt]] = {}
-    rejected: dict[str, str] = {}
-    for attempt in attempts:
-        try:
-            for key in attempt.spec.backend_options:
-                if key not in JOB_OPTIONS:
-                    raise OptionError(f"unknown slurm backend option {key!r}")
-            if "\n" in str(attempt.attempt_dir):
-                raise OptionError("the attempt dir's path holds a newline")
-            options = sbatch_options(backend, attempt.spec.backend_options, attempt.spec.resources)
-        except OptionError as exc:
-            rejected[attempt.uuid] = str(exc)
-            continue
-        groups.setdefault(options, []).append(attempt)
-    size = max(1, max_array_size)
-    batches = [
-        Batch(tuple(members[i : i + size]), options)
-        for options, members in groups.items()
-        for i in range(0, len(members), size)
-    ]
-    return batches, rejected
+
+    def options_of(attempt: Attempt) -> SbatchOptions:
+        for key in attempt.spec.backend_options:
+            if key not in JOB_OPTIONS:
+                raise OptionError(f"unknown slurm backend option {key!r}")
+        return sbatch_options(backend, attempt.spec.backend_options, attempt.spec.resources)
+
+    return batchkit.plan(attempts, options_of, max_array_size)
 
 
 def _directive(flag: str) -> str:
@@ -240,18 +211,4 @@ def render_script(batch: Batch) -> str:
 
 def render_tasks(batch: Batch) -> str:
     """The task list: line i + 1 is the attempt dir of array task i."""
-    return "".join(f"{a.attempt_dir}\n" for a in batch.attempts)
-
-
-def chunk_ids(ids: Sequence[str], limit: int = 100_000) -> list[list[str]]:
-    """Split ids so that each comma-joined list stays under ``limit`` characters (Linux caps one
-    argument at 128 KiB)."""
-    chunks: list[list[str]] = []
-    size = limit
-    for native_id in ids:
-        if size + len(native_id) + 1 > limit:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(native_id)
-        size += len(native_id) + 1
-    return chunks
+    return render_task_list(batch.attempts)
