@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copied from the shared recipes; corral adds the parallel environments smp and mpi and makes it
+# idempotent (a running Grid Engine is stopped first).
 # Start a single-node Son of Grid Engine 8.1.9 (Debian 12 gridengine-*) without systemd. Run as root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive SGE_ROOT=/var/lib/gridengine SGE_CELL=default
@@ -8,6 +10,8 @@ if ! command -v qsub >/dev/null || ! [ -x /usr/sbin/sge_qmaster ]; then
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends gridengine-master gridengine-exec gridengine-client >/dev/null
 fi
+# idempotent: a Grid Engine already running is stopped first (its jobs and accounting survive)
+bash "$(dirname "$0")/stop-sge.sh"
 # postinst initialised cell "default" but left act_qmaster empty (no debconf answer)
 C=$SGE_ROOT/$SGE_CELL/common
 echo localhost > $C/act_qmaster
@@ -34,6 +38,26 @@ qconf -Msconf $W/sched
 qconf -as localhost >/dev/null
 SGE_EXECD_PIDFILE=/var/run/gridengine/execd.pid /usr/sbin/sge_execd     # forks; registers exec host "localhost"
 wait_for 30 sh -c 'qconf -sel | grep -qx localhost'
+# parallel environments for jobs that ask for several slots (corral's backend option "pe"): smp
+# keeps a job's slots on one host, mpi fills hosts in turn
+for pe in "smp \$pe_slots" "mpi \$fill_up"; do
+  set -- $pe
+  cat > $W/$1 <<EOF
+pe_name            $1
+slots              999
+user_lists         NONE
+xuser_lists        NONE
+start_proc_args    NONE
+stop_proc_args     NONE
+allocation_rule    $2
+control_slaves     FALSE
+job_is_first_task  TRUE
+urgency_slots      min
+accounting_summary FALSE
+qsort_args         NONE
+EOF
+  if qconf -sp $1 >/dev/null 2>&1; then qconf -Mp $W/$1 >/dev/null; else qconf -Ap $W/$1 >/dev/null; fi
+done
 # no queue exists; `qconf -aq` template references a missing PE, so load a complete definition
 cat > $W/all.q <<EOF
 qname                 all.q
@@ -48,7 +72,7 @@ min_cpu_interval      00:05:00
 processors            UNDEFINED
 qtype                 BATCH INTERACTIVE
 ckpt_list             NONE
-pe_list               NONE
+pe_list               smp mpi
 rerun                 FALSE
 slots                 $SGE_SLOTS
 tmpdir                /tmp

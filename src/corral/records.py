@@ -86,6 +86,52 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """What one attempt really used, as its scheduler's accounting (or the local wrapper) saw
+    it; None where the source does not say."""
+
+    cpu_seconds: float | None = None
+    """User + system CPU time of the job's processes."""
+    max_rss_bytes: int | None = None
+    """Peak resident memory (the largest process's, as the scheduler measures it)."""
+    wall_seconds: float | None = None
+    host: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(v is None for v in (self.cpu_seconds, self.max_rss_bytes, self.wall_seconds))
+
+    def to_json(self) -> dict[str, float | int | str | None]:
+        return {
+            "cpu_seconds": self.cpu_seconds,
+            "max_rss_bytes": self.max_rss_bytes,
+            "wall_seconds": self.wall_seconds,
+            "host": self.host,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Usage | None:
+        """The stored form back (None for anything that is not one: never raises)."""
+        if not isinstance(data, dict):
+            return None
+
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            return None
+
+        rss = number("max_rss_bytes")
+        host = data.get("host")
+        return cls(
+            number("cpu_seconds"),
+            None if rss is None else int(rss),
+            number("wall_seconds"),
+            host if isinstance(host, str) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """What a backend saw of one attempt. The state machine decides what it means."""
 
@@ -96,6 +142,11 @@ class Observation:
     signal: int | None = None
     native_id: str | None = None
     requeue: bool = False
+    held: str = ""
+    """The scheduler's hold reason while the job waits held ("" when not held). The job
+    stays `submitted` with reason "held: <held>"."""
+    usage: Usage | None = None
+    """What the attempt used, once it ended and its source says (kept with the attempt)."""
 
     @classmethod
     def ended(

@@ -18,6 +18,7 @@ import pytest
 from corral.backends.sim import sim_state
 from corral.records import JobRecord
 from tests.dirac.helpers import DIRAC
+from tests.sge.helpers import SGE
 from tests.slurm.helpers import SLURM
 
 
@@ -80,6 +81,16 @@ class SlurmCase(BackendCase):
 
 
 @dataclass(frozen=True)
+class SgeCase(SlurmCase):
+    def refused(self) -> dict[str, Any]:
+        return {
+            "command": ["true"],
+            "backend": self.backend,
+            "backend_options": {"queue": "no-such-queue"},
+        }
+
+
+@dataclass(frozen=True)
 class SimCase(BackendCase):
     """Sim jobs run no process: run time and exit code are job options, and the witness is
     what the sim backend keeps on disk of the jobs it accepted."""
@@ -134,6 +145,7 @@ CASES: list[BackendCase] = [
     SlurmCase(
         "slurm", "slurm", "[backends.slurm]\nmin_interval = 0.2\nmax_interval = 2.0\n", SLURM
     ),
+    SgeCase("sge", "sge", "[backends.sge]\nmin_interval = 0.2\nmax_interval = 2.0\n", SGE),
     DiracCase(
         "dirac", "dirac", "[backends.dirac]\nmin_interval = 0.2\nmax_interval = 2.0\n", DIRAC
     ),

@@ -30,7 +30,12 @@ from corral import faults
 from corral.backends import procinfo
 from corral.backends.base import AsyncBackend, BackendConfig, BackendOptions, Report, Submitted
 from corral.backends.local_control import Control, ControlUnavailable, Mode, detect
-from corral.backends.runfiles import EXIT, START, Untrusted, parse_exit, parse_start, read_small
+from corral.backends.local_files import MARKER as MARKER
+from corral.backends.local_files import RUN_EXIT as RUN_EXIT
+from corral.backends.local_files import RUN_START as RUN_START
+from corral.backends.local_files import _read_exit as _read_exit
+from corral.backends.local_files import marker_problem as marker_problem
+from corral.backends.runfiles import Untrusted, parse_start, read_small
 from corral.environment import spawn_environment
 from corral.errors import BackendUnavailable, InvalidSpec
 from corral.records import Attempt, Observation
@@ -48,44 +53,6 @@ class _Running:
     pid: int
     pidfd: int
     ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-RUN_START = f"{START}.0"  # the local wrapper runs an attempt once: run 0 only
-RUN_EXIT = f"{EXIT}.0"
-MARKER = ".corral-run"  # the wrapper's lock (created with O_EXCL), holding the attempt uuid
-
-
-def marker_problem(attempt: Attempt) -> str | None:
-    """Why this attempt dir is not this attempt's (its run marker names another), or None. An
-    empty marker was left by a wrapper from before markers carried the uuid: it is accepted."""
-    try:
-        text = read_small(attempt.attempt_dir / MARKER)
-    except Untrusted as exc:
-        return f"run marker sabotaged: {exc}"
-    owner = (text or "").strip()
-    if owner and owner != attempt.uuid:
-        return f"this directory belongs to another attempt ({owner}), not {attempt.uuid}"
-    return None
-
-
-def _read_exit(attempt: Attempt, oom: bool = False) -> Observation | None:
-    problem = marker_problem(attempt)
-    if problem:
-        return Observation(attempt.uuid, JobState.FAILED, problem)
-    try:
-        text = read_small(attempt.attempt_dir / RUN_EXIT)
-    except Untrusted as exc:
-        return Observation(attempt.uuid, JobState.FAILED, f"status file sabotaged: {exc}")
-    record = parse_exit(text) if text is not None else None
-    if record is None:
-        return None  # not written (yet)
-    if record.replaced:
-        reason = f"status file sabotaged: the job put something of its own at {RUN_EXIT}"
-        return Observation(attempt.uuid, JobState.FAILED, reason, exit_code=record.code)
-    walltime = record.code == 124 and bool(attempt.spec.resources.walltime)  # timeout(1)'s code
-    return Observation.ended(
-        attempt.uuid, record.code, killed=record.terminated, walltime=walltime, oom=oom
-    )
 
 
 class LocalOptions(BackendOptions):

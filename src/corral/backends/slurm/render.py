@@ -18,7 +18,7 @@ from corral.backends import batch as batchkit
 from corral.backends.batch import OptionError as OptionError
 from corral.backends.batch import chunk_ids as chunk_ids
 from corral.backends.batch import render_tasks as render_task_list
-from corral.backends.runfiles import EXIT, START
+from corral.backends.runfiles import EXIT, START, USAGE
 from corral.records import Attempt
 from corral.spec import Resources
 
@@ -172,6 +172,7 @@ terminated=0
 trap 'terminated=1' TERM
 sh ./job.sh </dev/null >stdout 2>stderr
 rc=$?
+times > {usage}.$run.tmp 2>/dev/null && mv -f {usage}.$run.tmp {usage}.$run
 echo "$rc $terminated $(date +%s.%N)" > {exit}.$run.tmp
 mv -f {exit}.$run.tmp {exit}.$run
 exit $rc
@@ -205,6 +206,7 @@ def render_script(batch: Batch) -> str:
         errors=shlex.quote(str(batch.dir / ERRORS)),
         start=START,
         exit=EXIT,
+        usage=USAGE,
     )
     return "\n".join(lines) + "\n" + body
 
