@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,6 +101,19 @@ class Usage:
     def empty(self) -> bool:
         return all(v is None for v in (self.cpu_seconds, self.max_rss_bytes, self.wall_seconds))
 
+    def describe(self) -> str:
+        """``cpu 1.25 s, peak memory 203 MiB, wall 2.0 s, on node7`` (known parts only)."""
+        parts = []
+        if self.cpu_seconds is not None:
+            parts.append(f"cpu {self.cpu_seconds:.2f} s")
+        if self.max_rss_bytes is not None:
+            parts.append(f"peak memory {self.max_rss_bytes / 1024**2:.0f} MiB")
+        if self.wall_seconds is not None:
+            parts.append(f"wall {self.wall_seconds:.1f} s")
+        if self.host:
+            parts.append(f"on {self.host}")
+        return ", ".join(parts) or "-"
+
     def to_json(self) -> dict[str, float | int | str | None]:
         return {
             "cpu_seconds": self.cpu_seconds,
@@ -108,6 +121,27 @@ class Usage:
             "wall_seconds": self.wall_seconds,
             "host": self.host,
         }
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage | None]) -> Usage | None:
+        """The sum over attempts (a sweep's), None if none is known; peak memory is the largest
+        peak and host the common one (None if they differ)."""
+        known = [u for u in usages if u is not None]
+        if not known:
+            return None
+
+        def add(values: list[float | None]) -> float | None:
+            numbers = [v for v in values if v is not None]
+            return round(sum(numbers), 3) if numbers else None
+
+        peaks = [u.max_rss_bytes for u in known if u.max_rss_bytes is not None]
+        hosts = {u.host for u in known}
+        return cls(
+            add([u.cpu_seconds for u in known]),
+            max(peaks) if peaks else None,
+            add([u.wall_seconds for u in known]),
+            hosts.pop() if len(hosts) == 1 else None,
+        )
 
     @classmethod
     def from_json(cls, data: object) -> Usage | None:
@@ -213,6 +247,8 @@ class JobRecord:
     counts: dict[JobState, int] = field(default_factory=dict)
     problem: str = ""
     """Why the stored spec no longer validates ("" if it does; ``spec`` is then a placeholder)."""
+    usage: Usage | None = None
+    """What the current attempt used (None until its backend says)."""
 
     @property
     def is_master(self) -> bool:

@@ -50,6 +50,7 @@ class SlurmBackend(AsyncBackend):
 
     Options: ClassVar[type[BackendOptions]] = SlurmOptions
     JobOptions: ClassVar[type[JobOptions]] = SlurmJobOptions
+    honours: ClassVar[frozenset[str]] = frozenset({"gpus", "nodes", "tasks_per_node"})
     options: SlurmOptions
 
     def __init__(self, config: BackendConfig) -> None:

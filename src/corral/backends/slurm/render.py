@@ -82,6 +82,12 @@ def time_limit(seconds: int) -> str:
 
 def resource_flags(resources: Resources) -> list[str]:
     flags = [f"--cpus-per-task={resources.cpus}"]
+    if resources.nodes is not None:
+        flags.append(f"--nodes={resources.nodes}")
+    if resources.tasks_per_node is not None:
+        flags.append(f"--ntasks-per-node={resources.tasks_per_node}")
+    if resources.gpus:
+        flags.append(f"--gres=gpu:{resources.gpus}")
     if resources.memory_mb is not None:
         flags.append(f"--mem={resources.memory_mb}M")
     if resources.walltime is not None:
