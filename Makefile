@@ -46,6 +46,7 @@ test: venv lint typecheck
 	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh run $(BIN) || { status=1; cat $(DIRAC_RUN).logs/prepare.log; }; \
 	exit $$status
 	SLURM_DIR=$(SLURM_DIR) CORRAL_REQUIRE_SLURM=1 bash scripts/test-slurm.sh $(BIN)
+	CORRAL_REQUIRE_SGE=1 bash scripts/test-sge.sh $(BIN)
 
 bench: venv
 	$(BIN)/python bench/local_throughput.py

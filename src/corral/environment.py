@@ -95,9 +95,12 @@ def script_lines(spec: JobSpec) -> list[str]:
         # Builtins and one subshell only: every exec costs a millisecond per job.
         "for _corral_v in $(export -p | while read -r _w _r; do "
         '[ "$_w" = export ] && echo "${_r%%=*}"; done); do '
-        'case "$_corral_v" in SLURM_*|SLURMD_*|SGE_*|_CONDOR_*) ;; '
+        'case "$_corral_v" in SLURM_*|SLURMD_*|SGE_*|_CONDOR_*|CORRAL_DEVICES) ;; '
         '*) unset "$_corral_v" 2>/dev/null ;; esac; done; unset _corral_v',
         f". {quoted}",
+        # GPUs the local backend assigned (corral.backends.local_gpus) win over captured ones
+        '[ -z "${CORRAL_DEVICES:-}" ] || export CUDA_VISIBLE_DEVICES="$CORRAL_DEVICES"; '
+        "unset CORRAL_DEVICES",
     ]
 
 

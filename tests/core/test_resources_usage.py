@@ -3,6 +3,7 @@ stored, shown and summed per sweep."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -101,3 +102,40 @@ def test_local_jobs_record_usage_shown_by_show_and_summed_per_sweep(home: Path) 
     )
     text = run_corral(home, "show", str(job)).out
     assert "used" in text and "cpu " in text
+
+
+def test_local_gpus_are_assigned_so_that_no_two_jobs_share_a_device(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (home / "config.toml").write_text(
+        '[backends.local]\nmax_cpus = 8\ngpus = ["0", "1", "2"]\n'
+        "min_interval = 0.1\nmax_interval = 1.0\n"
+    )
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "submitter's own")  # captured, then overridden
+    script = 'echo "$CUDA_VISIBLE_DEVICES" > devices.txt; date +%s.%N >> devices.txt; sleep 1'
+    with Session(load_settings()) as session:
+        with pytest.raises(InvalidSpec, match="asks for 4 GPUs; the local backend has 3"):
+            session.submit({"command": ["true"], "resources": {"gpus": 4}})
+        job = session.submit(
+            {
+                "command": ["sh", "-c", script],
+                "resources": {"gpus": 2},
+                "outputs": ["devices.txt"],
+                "splitter": {"kind": "sweep", "parameters": {"i": ["1", "2", "3"]}},
+            }
+        )
+        plain = session.submit({"command": ["sh", "-c", 'echo "[$CUDA_VISIBLE_DEVICES]"']})
+        (master, other) = session.wait([job, plain], timeout=60)
+        assert master.state == JobState.COMPLETED
+        subs = session.subjobs(job)
+    seen = []
+    for sub in subs:
+        assert sub.output_dir is not None
+        devices, started = (sub.output_dir / "devices.txt").read_text().split()
+        seen.append((float(started), devices))
+        assert len(devices.split(",")) == 2 and set(devices.split(",")) <= {"0", "1", "2"}
+    starts = sorted(seen)
+    for (t1, _), (t2, _) in itertools.pairwise(starts):
+        assert t2 - t1 > 0.9  # 2 of 3 devices each: never two at once
+    assert other.attempt_dir is not None
+    assert (other.attempt_dir / "stdout").read_text() == "[submitter's own]\n"
