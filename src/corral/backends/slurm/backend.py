@@ -42,7 +42,7 @@ _ALL_STATES = (
     "DEADLINE,OUT_OF_MEMORY,REQUEUED,RESIZING,REVOKED"
 )
 _SQUEUE = ("squeue", "--noheader", "--states=all", "--array", f"--format={parse.SQUEUE_FORMAT}")
-_SACCT = ("sacct", "--noheader", "--parsable2", "--allocations", f"--format={parse.SACCT_FIELDS}")
+_SACCT = ("sacct", "--noheader", "--parsable2", f"--format={parse.SACCT_FIELDS}")
 
 
 class SlurmBackend(AsyncBackend):
