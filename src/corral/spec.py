@@ -157,11 +157,6 @@ class Resources(_Frozen):
             )
         return self
 
-    @property
-    def parallel(self) -> bool:
-        """Does the job ask for an MPI layout (several nodes or tasks)?"""
-        return (self.nodes or 1) > 1 or (self.tasks_per_node or 1) > 1
-
 
 class ArgSplitter(_Frozen):
     """One subjob per argument list."""
