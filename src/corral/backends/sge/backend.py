@@ -135,15 +135,21 @@ class SgeBackend(AsyncBackend):
                 found[attempt.uuid] = files.native_id
             elif ticket is not None:
                 tickets[attempt.uuid] = ticket
-        if tickets:
-            known = _by_label((await self._qstat()).values())
-            for label in sorted({t.label for t in tickets.values()}):
-                if not any(key[0] == label for key in known):
-                    known.update(_by_label((await self._qacct(label)).values()))
-            for uuid, ticket in tickets.items():
-                native = known.get((ticket.label, ticket.index))
-                if native is not None:
-                    found[uuid] = native
+        if not tickets:
+            return found
+        known = _by_label((await self._qstat()).values())
+        left = [a for a in attempts if a.uuid in tickets and _key(tickets[a.uuid]) not in known]
+        # a task may have started and ended between the file read and qstat: files, then qacct
+        for attempt, _, files in await asyncio.to_thread(read_reconcile, left):
+            if files.native_id:
+                found[attempt.uuid] = files.native_id
+        labels = {tickets[a.uuid].label for a in left if a.uuid not in found}
+        for label in sorted(labels):
+            known.update(_by_label((await self._qacct(label)).values()))
+        for uuid, ticket in tickets.items():
+            native = known.get(_key(ticket))
+            if native is not None and uuid not in found:
+                found[uuid] = native
         return found
 
     # ---- status
@@ -172,7 +178,8 @@ class SgeBackend(AsyncBackend):
                 observed[attempt.uuid] = observe.from_queue(attempt, row, files[attempt.uuid], why)
             if errors:
                 await self._qdel(list(errors))  # Eqw never starts: failed, and off the queue
-            observed.update(await self._resolve_gone(gone, files))
+            if gone:
+                observed.update(await self._resolve_gone(gone, files))
         for uuid, obs in observed.items():
             if obs.state != JobState.UNKNOWN:
                 self._missing_since.pop(uuid, None)
@@ -193,11 +200,18 @@ class SgeBackend(AsyncBackend):
     async def _resolve_gone(
         self, gone: list[Attempt], files: Mapping[str, RunFiles]
     ) -> dict[str, Observation]:
+        # A job that ended between our read of its files and qstat: its exit file is there now.
+        observed: dict[str, Observation] = {}
+        again = await asyncio.to_thread(read_all, gone)
+        for attempt in gone:
+            obs = observe.ended(attempt, again[attempt.uuid])
+            if obs is not None:
+                observed[attempt.uuid] = obs
+        gone = [a for a in gone if a.uuid not in observed]
         acct: dict[str, parse.AcctRow] = {}
         for job in dict.fromkeys(parse.job_of(_native(a)) for a in gone):
             acct.update(await self._qacct(job))
         now = time.monotonic()
-        observed: dict[str, Observation] = {}
         for attempt in gone:
             mine = files[attempt.uuid]
             row = acct.get(_native(attempt))
@@ -272,6 +286,10 @@ class SgeBackend(AsyncBackend):
                 if parse.job_of(_native(attempt)) in unknown:
                     refused[attempt.uuid] = "no longer in the Grid Engine queue"
         return refused
+
+
+def _key(ticket: Ticket) -> tuple[str, int | None]:
+    return ticket.label, ticket.index
 
 
 def _native(attempt: Attempt) -> str:

@@ -176,6 +176,10 @@ class SlurmBackend(AsyncBackend):
                 observed[attempt.uuid] = obs
         if ask:
             rows = await self._squeue(["--jobs"], parse.job_ids(_native(a) for a in ask))
+            # jobs that ended between the read of their files and squeue: read those again
+            late = [a for a in ask if _ended_unread(rows, a, files[a.uuid])]
+            if late:
+                files = {**files, **await asyncio.to_thread(read_all, late)}
             gone = []
             for attempt in ask:
                 row = parse.lookup(rows, _native(attempt))
@@ -259,6 +263,12 @@ class SlurmBackend(AsyncBackend):
 
     async def fetch_outputs(self, attempt: Attempt) -> None:
         return None  # the attempt dir is on the filesystem the jobs write to
+
+
+def _ended_unread(rows: Mapping[str, parse.QueueRow], attempt: Attempt, files: RunFiles) -> bool:
+    row = parse.lookup(rows, _native(attempt))
+    ended = row is not None and row.state not in observe.WAITING | observe.ACTIVE
+    return ended and files.exit is None
 
 
 def _native(attempt: Attempt) -> str:
