@@ -1,7 +1,8 @@
 # make demo: a real parameter sweep on the local backend, monitored to completion.
-# make test: install everything (Python deps, a real single-node Slurm, real DiracX servers), lint,
-# type-check, run all tests. DiracX is installed and started in the background while the plain
-# suite runs, its tests run next (scripts/test-dirac.sh), then Slurm's.
+# make test: install everything (Python deps, a real single-node Slurm, real DiracX servers, a real
+# Grid Engine), lint, type-check, run all tests. DiracX is installed and started in the background
+# while the plain suite runs, its tests run next (scripts/test-dirac.sh), then Slurm's, then Grid
+# Engine's (scripts/test-sge.sh).
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
