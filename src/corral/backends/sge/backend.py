@@ -12,27 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import shutil
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from corral import faults
 from corral.backends.base import (
-    AsyncBackend,
     BackendConfig,
     BackendOptions,
     JobOptions,
-    Report,
-    Submitted,
 )
-from corral.backends.batch import chunk_ids, read_all, read_reconcile, tried, write_batch
+from corral.backends.batch import BatchBackend, chunk_ids, read_all, read_reconcile, write_batch
 from corral.backends.commands import Runner
 from corral.backends.runfiles import RunFiles, Ticket
 from corral.backends.sge import observe, parse, render
 from corral.backends.sge.options import SgeJobOptions, SgeOptions
-from corral.errors import BackendUnavailable, InvalidSpec, TransientBackendError
+from corral.errors import InvalidSpec, TransientBackendError
 from corral.records import Attempt, Observation
 from corral.states import JobState
 
@@ -40,17 +35,18 @@ if TYPE_CHECKING:
     from corral.spec import JobSpec
 
 log = logging.getLogger("corral.backends.sge")
-_TOOLS = ("qsub", "qstat", "qacct", "qdel", "qhold", "qrls")
 _UNKNOWN_JOB = re.compile(r'job "?(\d+)(?:\.\d+)?"? does not exist')
 
 
-class SgeBackend(AsyncBackend):
+class SgeBackend(BatchBackend):
     """Drives the Grid Engine command-line tools; see the module docstring for the costs."""
 
     Options: ClassVar[type[BackendOptions]] = SgeOptions
     JobOptions: ClassVar[type[JobOptions]] = SgeJobOptions
     can_hold: ClassVar[bool] = True
     honours: ClassVar[frozenset[str]] = frozenset({"gpus", "nodes", "tasks_per_node"})
+    tools: ClassVar[tuple[str, ...]] = ("qsub", "qstat", "qacct", "qdel", "qhold", "qrls")
+    scheduler: ClassVar[str] = "Grid Engine"
     options: SgeOptions
 
     def __init__(self, config: BackendConfig) -> None:
@@ -72,37 +68,15 @@ class SgeBackend(AsyncBackend):
         except render.OptionError as exc:
             raise InvalidSpec(f"resources: {exc}") from exc
 
-    @property
-    def calls(self) -> Counter[str]:
-        return self.runner.calls
-
-    def call_counts(self) -> Mapping[str, int]:
-        return dict(self.runner.calls)
-
-    async def start(self, report: Report) -> None:
-        missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
-        if missing:
-            raise BackendUnavailable(f"Grid Engine tools not found on PATH: {', '.join(missing)}")
-
     # ---- submit and reconcile
 
-    async def submit(self, attempts: Sequence[Attempt]) -> Submitted:
-        """One qsub per batch; attempts tried before (a ticket exists) are looked for first."""
-        before = await asyncio.to_thread(tried, attempts)
-        accepted = dict(await self.reconcile([a for a in attempts if a.uuid in before]))
-        fresh = [a for a in attempts if a.uuid not in accepted]
-        batches, refused = render.plan(fresh, self._defaults)
-        refused = {uuid: f"not submitted: {why}" for uuid, why in refused.items()}
-        for batch in batches:
-            try:
-                job_id, why = await self._qsub(batch)
-            except TransientBackendError as exc:
-                raise TransientBackendError(str(exc), accepted=accepted, refused=refused) from exc
-            if job_id is not None:
-                accepted.update(render.native_ids(batch, job_id))
-            else:
-                refused.update({a.uuid: why for a in batch.attempts})
-        return Submitted(accepted, refused)
+    async def plan(self, attempts: Sequence[Attempt]) -> tuple[list[Any], dict[str, str]]:
+        batches, refused = render.plan(attempts, self._defaults)
+        return list(batches), refused
+
+    async def submit_batch(self, batch: render.Batch) -> tuple[dict[str, str] | None, str]:
+        job_id, why = await self._qsub(batch)
+        return (None, why) if job_id is None else (render.native_ids(batch, job_id), "")
 
     async def _qsub(self, batch: render.Batch) -> tuple[str | None, str]:
         files = [
@@ -154,38 +128,28 @@ class SgeBackend(AsyncBackend):
 
     # ---- status
 
-    async def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
-        live = [a for a in attempts if a.native_id]
-        files = await asyncio.to_thread(read_all, live)
+    def ended(self, attempt: Attempt, files: RunFiles) -> Observation | None:
+        return observe.ended(attempt, files)
+
+    async def query(
+        self, attempts: Sequence[Attempt], files: Mapping[str, RunFiles]
+    ) -> dict[str, Observation]:
+        """One qstat (plus qstat -j and qdel for jobs in error); qacct for jobs that left it."""
+        rows = await self._qstat()
+        errors = await self._errors([r for r in rows.values() if observe.in_error(r.state)])
         observed: dict[str, Observation] = {}
-        ask: list[Attempt] = []
-        for attempt in live:
-            obs = observe.ended(attempt, files[attempt.uuid])
-            if obs is None:
-                ask.append(attempt)
-            else:
-                observed[attempt.uuid] = obs
-        if ask:
-            rows = await self._qstat()
-            errors = await self._errors([r for r in rows.values() if observe.in_error(r.state)])
-            gone: list[Attempt] = []
-            for attempt in ask:
-                row = parse.lookup(rows, _native(attempt))
-                if row is None:
-                    gone.append(attempt)
-                    continue
-                why = errors.get(row.native_id, "")
-                observed[attempt.uuid] = observe.from_queue(attempt, row, files[attempt.uuid], why)
-            if errors:
-                await self._qdel(list(errors))  # Eqw never starts: failed, and off the queue
-            if gone:
-                observed.update(await self._resolve_gone(gone, files))
-        for uuid, obs in observed.items():
-            if obs.state != JobState.UNKNOWN:
-                self._missing_since.pop(uuid, None)
-            problem = files[uuid].problem
-            if problem and obs.state in (JobState.COMPLETING, JobState.COMPLETED):
-                observed[uuid] = Observation(uuid, JobState.FAILED, problem, obs.exit_code)
+        gone: list[Attempt] = []
+        for attempt in attempts:
+            row = parse.lookup(rows, _native(attempt))
+            if row is None:
+                gone.append(attempt)
+                continue
+            why = errors.get(row.native_id, "")
+            observed[attempt.uuid] = observe.from_queue(attempt, row, files[attempt.uuid], why)
+        if errors:
+            await self._qdel(list(errors))  # Eqw never starts: failed, and off the queue
+        if gone:
+            observed.update(await self._resolve_gone(gone, files))
         return observed
 
     async def _errors(self, rows: Sequence[parse.QueueRow]) -> dict[str, str]:
