@@ -1,9 +1,11 @@
 # make demo: a real parameter sweep on the local backend, monitored to completion.
-# make test: install everything (Python deps, a real single-node Slurm, real DiracX servers), lint,
-# type-check, run all tests. DiracX and the classic DIRAC client's venv are installed (and DiracX
-# started) in the background while the plain suite runs, their tests run next
-# (scripts/test-dirac.sh), then Slurm's.
+# make test: install everything (Python deps; real services: a single-node Slurm, DiracX servers
+# and the classic DIRAC client's venv, an HTCondor pool, a Grid Engine), lint, type-check, run all
+# tests: scripts/test-all.sh runs the plain suite while the slow installs run in the background,
+# then the service suites in two lanes side by side (DiracX then Slurm; HTCondor then Grid Engine).
 PYTHON ?= python3.11
+# the plain suite: everything that needs no real service
+PLAIN := not slurm and not dirac and not dirac_classic and not condor and not sge
 VENV ?= .venv
 BIN := $(VENV)/bin
 SLURM_DIR ?= /tmp/corral-slurm
@@ -29,7 +31,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: venv
-	$(BIN)/pytest -m "not slurm and not dirac and not dirac_classic"
+	$(BIN)/pytest -m "$(PLAIN)"
 
 dirac-test: venv
 	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh all $(BIN)
@@ -41,12 +43,7 @@ slurm-down:
 	SLURM_DIR=$(SLURM_DIR) bash scripts/stop-slurm.sh
 
 test: venv lint typecheck
-	rm -rf $(DIRAC_RUN) && mkdir -p $(DIRAC_RUN).logs
-	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh prepare > $(DIRAC_RUN).logs/prepare.log 2>&1 & \
-	CORRAL_REQUIRE_ROOT=1 $(BIN)/pytest -m "not slurm and not dirac and not dirac_classic"; status=$$?; \
-	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh run $(BIN) || { status=1; cat $(DIRAC_RUN).logs/prepare.log; }; \
-	exit $$status
-	SLURM_DIR=$(SLURM_DIR) CORRAL_REQUIRE_SLURM=1 bash scripts/test-slurm.sh $(BIN)
+	PLAIN='$(PLAIN)' DIRAC_RUN=$(DIRAC_RUN) SLURM_DIR=$(SLURM_DIR) bash scripts/test-all.sh $(BIN)
 
 bench: venv
 	$(BIN)/python bench/local_throughput.py

@@ -15,7 +15,7 @@ if [ -f "$venv/.corral-stamp" ] && [ "$(cat "$venv/.corral-stamp")" = "$stamp" ]
   exit 0
 fi
 if ! command -v swig >/dev/null || ! [ -f /usr/include/openssl/ssl.h ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq swig libssl-dev gcc
+  bash "$here/apt-get.sh" update -qq && bash "$here/apt-get.sh" install -y -qq swig libssl-dev gcc
 fi
 rm -rf "$venv"
 "$python" -m venv "$venv"

@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${FIXTURES:-$here/../tests/slurm/fixtures}
 mkdir -p "$out"
 SQUEUE_FORMAT='%i|%T|%j|%r'
-SACCT_FIELDS='JobID,State,ExitCode,JobName'
+SACCT_FIELDS='JobID,State,ExitCode,JobName,TotalCPU,MaxRSS,ElapsedRaw,NodeList'
 work=$(mktemp -d /tmp/corral-fixtures.XXXXXX)
 cd "$work"
 

@@ -8,6 +8,8 @@
 #                  (small values make finished jobs leave squeue fast, so the sacct and
 #                  exit-file paths of the backend really run)
 #   MAX_ARRAY_SIZE Slurm's MaxArraySize                                   default 1001
+#   SLURM_GPUS     fake GPUs the node advertises (gres.conf points them at /dev/null-like
+#                  character devices under $SLURM_DIR: jobs get CUDA_VISIBLE_DEVICES) default 2
 # Config goes to /etc/slurm/slurm.conf (the default path), so clients need no SLURM_CONF.
 set -euo pipefail
 SLURM_DIR=${SLURM_DIR:-/tmp/slurm-ci}
@@ -15,6 +17,7 @@ SLURM_CPUS=${SLURM_CPUS:-$(nproc)}
 WITH_SACCT=${WITH_SACCT:-0}
 MIN_JOB_AGE=${MIN_JOB_AGE:-3600}
 MAX_ARRAY_SIZE=${MAX_ARRAY_SIZE:-1001}
+SLURM_GPUS=${SLURM_GPUS:-2}
 export DEBIAN_FRONTEND=noninteractive
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -24,8 +27,8 @@ pkgs="slurmctld slurmd slurm-client munge"
 missing=0
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing=1; done
 if [ "$missing" = 1 ]; then
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+  bash "$here/apt-get.sh" update -qq
+  bash "$here/apt-get.sh" install -y -qq --no-install-recommends $pkgs >/dev/null
 fi
 
 wait_for() {  # wait_for <seconds> <cmd...>
@@ -59,6 +62,15 @@ else
   acct="AccountingStorageType=accounting_storage/none"
 fi
 
+# fake GPUs: character devices like /dev/null (slurmd only stats them; task/none never
+# confines a job to them), enough for Slurm to schedule gres and set CUDA_VISIBLE_DEVICES
+gpu_files=""
+for i in $(seq 0 $((SLURM_GPUS - 1))); do
+  [ -e "$SLURM_DIR/gpu$i" ] || mknod "$SLURM_DIR/gpu$i" c 1 3
+  gpu_files="$gpu_files${gpu_files:+,}$SLURM_DIR/gpu$i"
+done
+echo "NodeName=localhost Name=gpu File=$gpu_files" > /etc/slurm/gres.conf
+
 cat > /etc/slurm/slurm.conf <<EOF
 ClusterName=ci
 SlurmctldHost=localhost
@@ -80,7 +92,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0
-JobAcctGatherType=jobacct_gather/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+GresTypes=gpu
 $acct
 JobCompType=jobcomp/filetxt
 JobCompLoc=$SLURM_DIR/jobcomp.txt
@@ -93,7 +107,7 @@ MpiDefault=none
 SwitchType=switch/none
 MailProg=/bin/true
 $overrides
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$SLURM_CPUS RealMemory=1000 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$SLURM_CPUS RealMemory=1000 Gres=gpu:$SLURM_GPUS State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
 

@@ -4,6 +4,7 @@ once and reached its true final state."""
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import sys
@@ -78,3 +79,26 @@ def finish_and_check(home: Path, job: JobId, n: int, witness: Path) -> None:
         expected = (JobState.FAILED, 1) if i % 7 == 3 else (JobState.COMPLETED, 0)
         assert (sub.state, sub.exit_code) == expected, (sub.id, sub.reason)
     assert master.state == JobState.FAILED
+
+
+def kill_at_random_times(home: Path, n: int, backend: str, config: str, witness: Path) -> None:
+    """A sweep of ``n`` whose monitor is SIGKILLed four times at random moments, then checked."""
+    rng = random.Random(random.randrange(1 << 30))
+    job = submit_sweep(home, n, witness, backend, config)
+    for _ in range(4):
+        monitor = start_monitor(home)
+        time.sleep(rng.uniform(0.2, 1.5))
+        monitor.kill()
+        monitor.communicate(timeout=30)
+    finish_and_check(home, job, n, witness)
+
+
+def crash_and_finish(
+    home: Path, n: int, backend: str, config: str, witness: Path, fault: str
+) -> dict[JobState, int]:
+    """A sweep of ``n`` whose first monitor dies at ``fault``; then checked. The state counts
+    the crash left are returned for the caller to judge."""
+    job = submit_sweep(home, n, witness, backend, config)
+    states = crash_at(home, fault)
+    finish_and_check(home, job, n, witness)
+    return states

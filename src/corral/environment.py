@@ -111,9 +111,12 @@ def script_lines(spec: JobSpec) -> list[str]:
         f'[ "${{{CLEAN_LAUNCH}-}}" = 1 ] || '
         "for _corral_v in $(export -p | while read -r _w _r; do "
         '[ "$_w" = export ] && echo "${_r%%=*}"; done); do '
-        'case "$_corral_v" in SLURM_*|SLURMD_*|SGE_*|_CONDOR_*) ;; '
+        'case "$_corral_v" in SLURM_*|SLURMD_*|SGE_*|_CONDOR_*|CORRAL_DEVICES) ;; '
         f'*) unset "$_corral_v" 2>/dev/null ;; esac; done; unset _corral_v {CLEAN_LAUNCH}',
         f". {quoted}",
+        # GPUs the local backend assigned (corral.backends.local_gpus) win over captured ones
+        '[ -z "${CORRAL_DEVICES:-}" ] || export CUDA_VISIBLE_DEVICES="$CORRAL_DEVICES"; '
+        "unset CORRAL_DEVICES",
     ]
 
 

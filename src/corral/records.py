@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,6 +86,86 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """What one attempt really used, as its scheduler's accounting (or the local wrapper) saw
+    it; None where the source does not say."""
+
+    cpu_seconds: float | None = None
+    """User + system CPU time of the job's processes."""
+    max_rss_bytes: int | None = None
+    """Peak resident memory (the largest process's, as the scheduler measures it)."""
+    wall_seconds: float | None = None
+    host: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(v is None for v in (self.cpu_seconds, self.max_rss_bytes, self.wall_seconds))
+
+    def describe(self) -> str:
+        """``cpu 1.25 s, peak memory 203 MiB, wall 2.0 s, on node7`` (known parts only)."""
+        parts = []
+        if self.cpu_seconds is not None:
+            parts.append(f"cpu {self.cpu_seconds:.2f} s")
+        if self.max_rss_bytes is not None:
+            parts.append(f"peak memory {self.max_rss_bytes / 1024**2:.0f} MiB")
+        if self.wall_seconds is not None:
+            parts.append(f"wall {self.wall_seconds:.1f} s")
+        if self.host:
+            parts.append(f"on {self.host}")
+        return ", ".join(parts) or "-"
+
+    def to_json(self) -> dict[str, float | int | str | None]:
+        return {
+            "cpu_seconds": self.cpu_seconds,
+            "max_rss_bytes": self.max_rss_bytes,
+            "wall_seconds": self.wall_seconds,
+            "host": self.host,
+        }
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage | None]) -> Usage | None:
+        """The sum over attempts (a sweep's), None if none is known; peak memory is the largest
+        peak and host the common one (None if they differ)."""
+        known = [u for u in usages if u is not None]
+        if not known:
+            return None
+
+        def add(values: list[float | None]) -> float | None:
+            numbers = [v for v in values if v is not None]
+            return round(sum(numbers), 3) if numbers else None
+
+        peaks = [u.max_rss_bytes for u in known if u.max_rss_bytes is not None]
+        hosts = {u.host for u in known}
+        return cls(
+            add([u.cpu_seconds for u in known]),
+            max(peaks) if peaks else None,
+            add([u.wall_seconds for u in known]),
+            hosts.pop() if len(hosts) == 1 else None,
+        )
+
+    @classmethod
+    def from_json(cls, data: object) -> Usage | None:
+        """The stored form back (None for anything that is not one: never raises)."""
+        if not isinstance(data, dict):
+            return None
+
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            return None
+
+        rss = number("max_rss_bytes")
+        host = data.get("host")
+        return cls(
+            number("cpu_seconds"),
+            None if rss is None else int(rss),
+            number("wall_seconds"),
+            host if isinstance(host, str) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """What a backend saw of one attempt. The state machine decides what it means."""
 
@@ -96,6 +176,11 @@ class Observation:
     signal: int | None = None
     native_id: str | None = None
     requeue: bool = False
+    held: str = ""
+    """The scheduler's hold reason while the job waits held ("" when not held). The job
+    stays `submitted` with reason "held: <held>"."""
+    usage: Usage | None = None
+    """What the attempt used, once it ended and its source says (kept with the attempt)."""
 
     @classmethod
     def ended(
@@ -162,6 +247,8 @@ class JobRecord:
     counts: dict[JobState, int] = field(default_factory=dict)
     problem: str = ""
     """Why the stored spec no longer validates ("" if it does; ``spec`` is then a placeholder)."""
+    usage: Usage | None = None
+    """What the current attempt used (None until its backend says)."""
 
     @property
     def is_master(self) -> bool:

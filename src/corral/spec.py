@@ -36,6 +36,8 @@ MAX_CPUS = 100_000
 MAX_MEMORY_MB = 1024**3  # 1 PiB
 MAX_WALLTIME = 365 * 86400  # one year
 MAX_CHUNK = 1_000_000
+MAX_GPUS = 1024
+MAX_NODES = 100_000
 
 
 def _parse_memory(value: object) -> object:
@@ -137,8 +139,24 @@ class Resources(_Frozen):
     """What one job needs. Enforced by every backend, the local one included."""
 
     cpus: Count = Field(default=1, ge=1, le=MAX_CPUS)
+    """CPUs of each task."""
     memory_mb: MemoryMB | None = None
     walltime: Seconds | None = None
+    gpus: Count = Field(default=0, ge=0, le=MAX_GPUS)
+    """GPUs for the job (a backend that cannot give them refuses the job at submit)."""
+    nodes: Count | None = Field(default=None, ge=1, le=MAX_NODES)
+    """Nodes of an MPI job (None: whatever the backend gives one job, a single node)."""
+    tasks_per_node: Count | None = Field(default=None, ge=1, le=MAX_CPUS)
+    """MPI tasks on each node, each with ``cpus`` CPUs."""
+
+    @model_validator(mode="after")
+    def _sane_layout(self) -> Resources:
+        total = self.cpus * (self.tasks_per_node or 1) * (self.nodes or 1)
+        if total > MAX_CPUS * 10:
+            raise ValueError(
+                f"cpus x tasks_per_node x nodes is {total} CPUs, above {MAX_CPUS * 10}"
+            )
+        return self
 
 
 class ArgSplitter(_Frozen):

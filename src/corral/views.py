@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from corral.records import Usage
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -38,7 +40,12 @@ def show_view(
         "spec": record.spec.model_dump(mode="json"),
         "history": [transition_view(t) for t in history],
         "subjobs": [record_view(s) for s in subjobs],
+        "usage_total": _usage(Usage.total(s.usage for s in subjobs) if subjobs else record.usage),
     }
+
+
+def _usage(usage: Usage | None) -> dict[str, Any] | None:
+    return None if usage is None else usage.to_json()
 
 
 def record_view(r: JobRecord) -> dict[str, Any]:
@@ -67,6 +74,7 @@ def record_view(r: JobRecord) -> dict[str, Any]:
         "output_dir": str(r.output_dir) if r.output_dir else None,
         "outputs": outputs_of(r),
         "problem": r.problem or None,
+        "usage": _usage(r.usage),
     }
 
 

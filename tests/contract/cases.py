@@ -20,6 +20,7 @@ from corral.records import JobRecord
 from tests.dirac.helpers import DIRAC
 from tests.dirac_classic.helpers import DIRAC_CLASSIC, fake_section
 from tests.dirac_classic.helpers import PYTHON as CLASSIC_PYTHON
+from tests.sge.helpers import SGE
 from tests.slurm.helpers import SLURM
 
 
@@ -79,6 +80,16 @@ class SlurmCase(BackendCase):
         bin_dir = tmp_path / "no-slurm-bin"
         bin_dir.mkdir()
         monkeypatch.setenv("PATH", str(bin_dir))
+
+
+@dataclass(frozen=True)
+class SgeCase(SlurmCase):
+    def refused(self) -> dict[str, Any]:
+        return {
+            "command": ["true"],
+            "backend": self.backend,
+            "backend_options": {"queue": "no-such-queue"},
+        }
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,7 @@ CASES: list[BackendCase] = [
     SlurmCase(
         "slurm", "slurm", "[backends.slurm]\nmin_interval = 0.2\nmax_interval = 2.0\n", SLURM
     ),
+    SgeCase("sge", "sge", "[backends.sge]\nmin_interval = 0.2\nmax_interval = 2.0\n", SGE),
     DiracCase(
         "dirac", "dirac", "[backends.dirac]\nmin_interval = 0.2\nmax_interval = 2.0\n", DIRAC
     ),

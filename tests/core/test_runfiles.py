@@ -6,6 +6,7 @@ from pathlib import Path
 
 from corral.backends import runfiles
 from corral.backends.runfiles import ExitRecord, RunFiles, Ticket
+from corral.records import Usage
 
 
 def test_parsers() -> None:
@@ -41,9 +42,16 @@ def test_read_run_files_follows_the_latest_run(tmp_path: Path) -> None:
     (tmp_path / "run-start.0").write_text("10 5 n1\n")
     (tmp_path / "run-exit.0").write_text("143 1 11\n")
     (tmp_path / "run-start.1").write_text("20 5 n2\n")  # requeued: the new run is running
-    assert runfiles.read_run_files(tmp_path) == RunFiles(1, "5", 20.0, None)
+    assert runfiles.read_run_files(tmp_path) == RunFiles(1, "5", 20.0, None, host="n2")
     (tmp_path / "run-exit.1").write_text("0 0 21\n")
-    assert runfiles.read_run_files(tmp_path).exit == ExitRecord(0, False, 21.0)
+    ended = runfiles.read_run_files(tmp_path)
+    assert ended.exit == ExitRecord(0, False, 21.0)
+    assert ended.usage == Usage(None, None, 1.0, "n2")  # no run-usage file: wall time only
+    (tmp_path / "run-usage.1").write_text("0m0.00s 0m0.00s\n0m0.75s 0m0.25s\n")
+    assert runfiles.read_run_files(tmp_path).usage == Usage(1.0, None, 1.0, "n2")
+    (tmp_path / "run-usage.1").unlink()
+    (tmp_path / "run-usage.1").mkdir()  # sabotaged: ignored, never a failure
+    assert runfiles.read_run_files(tmp_path).usage == Usage(None, None, 1.0, "n2")
     assert runfiles.read_ticket(tmp_path) is None
 
 

@@ -4,15 +4,13 @@ file proves it)."""
 
 from __future__ import annotations
 
-import random
-import time
 from pathlib import Path
 
 import pytest
 
 from corral import JobState
 from corral.records import JobId
-from tests.crashkit import crash_at, finish_and_check, start_monitor, submit_sweep
+from tests.crashkit import crash_at, finish_and_check, kill_at_random_times, submit_sweep
 from tests.slurm.helpers import SLURM
 
 pytestmark = [*SLURM, pytest.mark.timeout(300)]
@@ -34,13 +32,4 @@ def test_crash_points(home: Path, tmp_path: Path, fault: str) -> None:
 
 
 def test_sigkill_at_random_times_in_a_40_job_sweep(home: Path, tmp_path: Path) -> None:
-    rng = random.Random(random.randrange(1 << 30))
-    witness = tmp_path / "witness"
-    n = 40
-    job = sweep(home, n, witness)
-    for _ in range(4):
-        monitor = start_monitor(home)
-        time.sleep(rng.uniform(0.2, 1.5))
-        monitor.kill()
-        monitor.communicate(timeout=30)
-    finish_and_check(home, job, n, witness)
+    kill_at_random_times(home, 40, "slurm", CONFIG, tmp_path / "witness")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from corral.backends.slurm import parse
+from corral.records import Usage
 from tests.slurm.helpers import fixture
 
 
@@ -191,3 +192,13 @@ def test_arrays_cancelled_before_any_task_started() -> None:
     assert parse.lookup(bare, "64_3") == bare["64"]
     assert parse.lookup(bare, "65") is None
     assert parse.job_ids(["64_1", "64_3", "65", "66_0"]) == ["64", "65", "66"]
+
+
+def test_sacct_usage_joins_the_batch_steps_peak_memory() -> None:
+    # recorded from the test Slurm (jobacct_gather/linux, fake GPUs): sacct -n -P -j 1
+    # --format=SACCT_FIELDS for `sbatch --gres=gpu:1 --ntasks-per-node=2` of a 50 MiB python
+    (row,) = parse.parse_sacct(fixture("sacct.usage.out")).values()
+    assert row.native_id == "1" and row.state == "COMPLETED"
+    assert row.usage == Usage(0.184, 66208 * 1024, 1.0, "localhost")
+    old = parse.parse_sacct("5|COMPLETED|0:0|corral-x\n")  # recorded before usage was asked for
+    assert old["5"].usage is None

@@ -74,9 +74,9 @@ def test_a_sweep_is_one_batch_and_max_array_size_splits_it(tmp_path: Path) -> No
     split, _ = render.plan(points, {}, max_array_size=3)
     assert [len(b.attempts) for b in split] == [3, 3, 1]
     assert not split[2].is_array
-    ids = split[0].native_ids("77")
+    ids = render.native_ids(split[0], "77")
     assert [ids[a.uuid] for a in points[:3]] == ["77_0", "77_1", "77_2"]
-    assert split[2].native_ids("78") == {points[6].uuid: "78"}
+    assert render.native_ids(split[2], "78") == {points[6].uuid: "78"}
 
 
 def test_batches_group_by_sbatch_options(tmp_path: Path) -> None:

@@ -99,6 +99,20 @@ def parse_model(model: type[M], raw: Mapping[str, Any], where: str, error: type[
         raise error(validation_message(exc, where)) from exc
 
 
+_ASKED = ("gpus", "nodes", "tasks_per_node")
+
+
+def refuse_resources(cls: type[BackendBase], spec: JobSpec) -> None:
+    """``InvalidSpec`` naming the first of gpus/nodes/tasks_per_node that ``cls`` cannot give."""
+    for name in _ASKED:
+        value = getattr(spec.resources, name)
+        if name not in cls.honours and (value or 0) > (0 if name == "gpus" else 1):
+            raise InvalidSpec(
+                f"resources.{name}: the {cls.__name__.removesuffix('Backend').lower()} backend "
+                f"cannot honour {name} = {value}"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class BackendConfig:
     """What a backend is built from: its instance name, kind and raw options from the settings."""
@@ -137,6 +151,10 @@ class BackendBase:
     """Hand a batch to ``submit`` in chunks of this many, each as soon as its job dirs are
     prepared, so the first jobs start while later ones are prepared (0: one call per batch,
     e.g. so that a sweep is one scheduler array)."""
+    honours: ClassVar[frozenset[str]] = frozenset()
+    """Which of the resources ``gpus``, ``nodes`` and ``tasks_per_node`` this backend can give a
+    job (maybe only with some options: its ``check_job`` says). A job asking for another is
+    refused at submit by the default ``check_job``."""
 
     config: BackendConfig
     options: BackendOptions
@@ -153,8 +171,10 @@ class BackendBase:
     @classmethod
     def check_job(cls, spec: JobSpec, options: BackendOptions) -> None:
         """Refuse, before anything is stored, a job this backend instance cannot run as asked
-        (``InvalidSpec``). The default checks ``spec.backend_options`` against ``JobOptions``."""
+        (``InvalidSpec``). The default checks ``spec.backend_options`` against ``JobOptions``
+        and refuses resources the class does not honour."""
         cls.job_options(spec)
+        refuse_resources(cls, spec)
 
     @classmethod
     def job_options(cls, spec: JobSpec) -> BaseModel:

@@ -22,15 +22,21 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from corral import faults
-from corral.backends import procinfo
+from corral.backends import local_gpus, procinfo
 from corral.backends.base import AsyncBackend, BackendConfig, BackendOptions, Report, Submitted
 from corral.backends.local_control import Control, ControlUnavailable, Mode, detect, kill_group
-from corral.backends.runfiles import EXIT, START, Untrusted, parse_exit, parse_start, read_small
+from corral.backends.local_files import MARKER as MARKER
+from corral.backends.local_files import RUN_EXIT as RUN_EXIT
+from corral.backends.local_files import RUN_START as RUN_START
+from corral.backends.local_files import _read_exit as _read_exit
+from corral.backends.local_files import marker_problem as marker_problem
+from corral.backends.local_gpus import Devices
+from corral.backends.runfiles import Untrusted, parse_start, read_small
 from corral.environment import spawn_environment
 from corral.errors import BackendUnavailable, InvalidSpec
 from corral.records import Attempt, Observation
@@ -50,46 +56,11 @@ class _Running:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-RUN_START = f"{START}.0"  # the local wrapper runs an attempt once: run 0 only
-RUN_EXIT = f"{EXIT}.0"
-MARKER = ".corral-run"  # the wrapper's lock (created with O_EXCL), holding the attempt uuid
-
-
-def marker_problem(attempt: Attempt) -> str | None:
-    """Why this attempt dir is not this attempt's (its run marker names another), or None. An
-    empty marker was left by a wrapper from before markers carried the uuid: it is accepted."""
-    try:
-        text = read_small(attempt.attempt_dir / MARKER)
-    except Untrusted as exc:
-        return f"run marker sabotaged: {exc}"
-    owner = (text or "").strip()
-    if owner and owner != attempt.uuid:
-        return f"this directory belongs to another attempt ({owner}), not {attempt.uuid}"
-    return None
-
-
-def _read_exit(attempt: Attempt, oom: bool = False) -> Observation | None:
-    problem = marker_problem(attempt)
-    if problem:
-        return Observation(attempt.uuid, JobState.FAILED, problem)
-    try:
-        text = read_small(attempt.attempt_dir / RUN_EXIT)
-    except Untrusted as exc:
-        return Observation(attempt.uuid, JobState.FAILED, f"status file sabotaged: {exc}")
-    record = parse_exit(text) if text is not None else None
-    if record is None:
-        return None  # not written (yet)
-    if record.replaced:
-        reason = f"status file sabotaged: the job put something of its own at {RUN_EXIT}"
-        return Observation(attempt.uuid, JobState.FAILED, reason, exit_code=record.code)
-    walltime = record.code == 124 and bool(attempt.spec.resources.walltime)  # timeout(1)'s code
-    return Observation.ended(
-        attempt.uuid, record.code, killed=record.terminated, walltime=walltime, oom=oom
-    )
-
-
 class LocalOptions(BackendOptions):
     max_cpus: int | None = Field(None, ge=1, le=100_000, description="Cpus jobs may use at once.")
+    gpus: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:.-]{1,64}$")]] = Field(
+        default_factory=list, max_length=1024, description="GPU device ids jobs may be given."
+    )
     kill_grace: float = Field(5.0, ge=0, le=3600, description="Seconds from SIGTERM to SIGKILL.")
     process_control: Mode = Field(
         "auto",
@@ -103,6 +74,7 @@ class LocalBackend(AsyncBackend):
 
     Options: ClassVar[type[BackendOptions]] = LocalOptions
     submit_chunk: ClassVar[int] = 16  # the first jobs run while the rest are prepared
+    honours: ClassVar[frozenset[str]] = frozenset({"gpus"})
     options: LocalOptions
 
     @classmethod
@@ -112,6 +84,11 @@ class LocalBackend(AsyncBackend):
         why = _too_big(spec, _cap(options))
         if why:
             raise InvalidSpec(f"resources.cpus: {why}")
+        if spec.resources.gpus > len(options.gpus):
+            raise InvalidSpec(
+                f"resources.gpus: the job asks for {spec.resources.gpus} GPUs; the local backend "
+                f"has {len(options.gpus)} ([backends.local] gpus = [...] lists device ids)"
+            )
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
@@ -121,6 +98,7 @@ class LocalBackend(AsyncBackend):
         self._queue: deque[Attempt] = deque()
         self._running: dict[str, _Running] = {}
         self._used = 0
+        self.devices = Devices(self.options.gpus)
         self._wake = asyncio.Event()
         self._ended: list[_Running] = []
         self._cancelled: set[str] = set()
@@ -162,6 +140,8 @@ class LocalBackend(AsyncBackend):
                 if self._ended:
                     ended, self._ended = self._ended, []
                     self._used -= sum(self._cpus(job.attempt) for job in ended)
+                    for job in ended:
+                        self.devices.give_back(job.attempt.uuid)
                     for obs in await asyncio.to_thread(_reap, ended, self.control, self._cancelled):
                         self._report(obs)
                     self._release.extend(job.attempt.uuid for job in ended)
@@ -177,11 +157,14 @@ class LocalBackend(AsyncBackend):
 
     async def _launch_what_fits(self) -> None:
         batch: list[Attempt] = []
-        while self._queue and (
-            self._used == 0 or self._used + self._cpus(self._queue[0]) <= self.cap
+        while (
+            self._queue
+            and (self._used == 0 or self._used + self._cpus(self._queue[0]) <= self.cap)
+            and self.devices.fits(self._queue[0].spec.resources.gpus)
         ):
             attempt = self._queue.popleft()
             self._used += self._cpus(attempt)  # reserved now, released below or when it ends
+            self.devices.take(attempt.uuid, attempt.spec.resources.gpus)
             batch.append(attempt)
         if not batch:
             return
@@ -190,13 +173,15 @@ class LocalBackend(AsyncBackend):
         # the run marker, would end at once without an exit code).
         self._launching.update(a.uuid for a in batch)
         try:
-            launched = await asyncio.to_thread(_spawn_all, batch, self.control)
+            chosen = {a.uuid: self.devices.held.get(a.uuid, ()) for a in batch}
+            launched = await asyncio.to_thread(_spawn_all, batch, self.control, chosen)
         finally:
             self._launching.difference_update(a.uuid for a in batch)
         faults.point("after_spawn")  # jobs run, the registry does not know yet
         for attempt, pid, error in launched:
             self._used -= self._cpus(attempt)
             if error is not None or pid is None:
+                self.devices.give_back(attempt.uuid)
                 self._report(Observation(attempt.uuid, JobState.FAILED, f"launch failed: {error}"))
                 continue
             self._watch(attempt, pid)
@@ -248,12 +233,11 @@ class LocalBackend(AsyncBackend):
         strangers = [a for a in attempts if a.uuid not in self._running and a.uuid not in known]
         if not strangers:
             return {}
-        found = await asyncio.to_thread(
-            lambda: [(a, *_inspect(a, self.control)) for a in strangers]
-        )
+        found = await asyncio.to_thread(_inspect_all, strangers, self.control)
         result: dict[str, Observation] = {}
-        for attempt, pid, obs in found:
+        for attempt, pid, obs, devices in found:
             if pid is not None:
+                self.devices.adopt(attempt.uuid, devices)
                 if self._watch(attempt, pid):
                     result[attempt.uuid] = Observation(
                         attempt.uuid, JobState.RUNNING, "re-attached", native_id=str(pid)
@@ -289,19 +273,26 @@ class LocalBackend(AsyncBackend):
 
 
 def _spawn_all(
-    batch: Sequence[Attempt], control: Control
+    batch: Sequence[Attempt], control: Control, devices: Mapping[str, tuple[str, ...]]
 ) -> list[tuple[Attempt, int | None, str | None]]:
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
-        return [_spawn(a, devnull, control) for a in batch]
+        return [_spawn(a, devnull, control, devices.get(a.uuid, ())) for a in batch]
     finally:
         os.close(devnull)
 
 
 def _spawn(
-    attempt: Attempt, devnull: int, control: Control
+    attempt: Attempt, devnull: int, control: Control, devices: tuple[str, ...]
 ) -> tuple[Attempt, int | None, str | None]:
     resources = attempt.spec.resources
+    env = spawn_environment(attempt.spec)
+    if devices:
+        env = {**env, local_gpus.VARIABLE: ",".join(devices)}
+        try:
+            local_gpus.write(attempt.attempt_dir, devices)
+        except OSError as exc:
+            return attempt, None, f"cannot record the job's GPUs: {exc.strerror or exc}"
     try:
         place = control.place(attempt.uuid, resources.memory_mb)
     except OSError as exc:
@@ -322,7 +313,7 @@ def _spawn(
         pid = os.posix_spawn(
             argv[0],
             argv,
-            spawn_environment(attempt.spec),
+            env,
             setsid=True,
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, devnull, 0),
@@ -351,6 +342,12 @@ def _reap(ended: Sequence[_Running], control: Control, cancelled: set[str]) -> l
         cancelled.discard(uuid)
         results.append(obs)
     return results
+
+
+def _inspect_all(
+    attempts: Sequence[Attempt], control: Control
+) -> list[tuple[Attempt, int | None, Observation | None, tuple[str, ...]]]:
+    return [(a, *_inspect(a, control), local_gpus.read(a.attempt_dir)) for a in attempts]
 
 
 def _inspect(attempt: Attempt, control: Control) -> tuple[int | None, Observation | None]:

@@ -59,6 +59,7 @@ fi
 # The job may have put a directory, FIFO or link where the exit file goes: remove it, and open
 # with <> (O_RDWR), which never blocks on a FIFO that appears in between.
 # The record then says so ("replaced"): the job fails with that reason.
+{ times 1<>run-usage.0; } 2>/dev/null   # CPU time of the job (run-usage in runfiles)
 replaced=
 if [ -e run-exit.0 ] || [ -L run-exit.0 ]; then rm -rf run-exit.0; replaced=" - replaced"; fi
 echo "$rc $killed$replaced" 1<>run-exit.0

@@ -12,6 +12,11 @@ The wrapper writes, per run of the job (a batch scheduler may requeue it: Slurm'
   cancelling, timing out or requeueing the job), and ``replaced`` says that the job had put
   something of its own where this file goes (``-`` for an epoch the wrapper did not take).
 
+- ``run-usage.<run>``: what the wrapper's ``times`` builtin printed when the job ended (the
+  second line is the CPU time of its children: ``0m1.250000s 0m0.040000s``), the job's usage
+  when no scheduler accounting says better. Read only once the run has ended; a bad one is
+  ignored (usage is information, never a verdict).
+
 Before calling the scheduler a batch backend writes ``submit-ticket``: ``<label> <task index or
 ->``, which finds the job again after a crash. The parsers are pure; ``read_run_files`` does the
 file I/O and is meant to run in a worker thread.
@@ -31,8 +36,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.records import Usage
+
 START = "run-start"
 EXIT = "run-exit"
+USAGE = "run-usage"
 TICKET = "submit-ticket"
 MAX_BYTES = 4096
 """The largest status file we read: real ones are a line; a bigger one is sabotage."""
@@ -68,6 +76,9 @@ class RunFiles:
     exit: ExitRecord | None = None
     problem: str | None = None
     """Why the files cannot be trusted (``Untrusted``): the job ends failed with this reason."""
+    host: str | None = None
+    usage: Usage | None = None
+    """What the wrapper measured of the run, once it has ended (see ``usage_of``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +90,42 @@ class Ticket:
 def parse_start(text: str) -> tuple[float | None, str | None]:
     fields = text.split()
     return _float(fields[0] if fields else ""), fields[1] if len(fields) > 1 else None
+
+
+def start_host(text: str) -> str | None:
+    fields = text.split()
+    host = fields[2] if len(fields) > 2 else "-"
+    return None if host in ("-", "?") else host
+
+
+def _clock(text: str) -> float | None:
+    """``1m2.500000s`` (``times``) -> 62.5."""
+    minutes, sep, rest = text.removesuffix("s").partition("m")
+    if not sep:
+        return None
+    whole, seconds = _float(minutes), _float(rest)
+    return None if whole is None or seconds is None else whole * 60 + seconds
+
+
+def parse_times(text: str) -> float | None:
+    """The children's user + system CPU seconds from the output of ``times``."""
+    lines = text.splitlines()
+    fields = lines[1].split() if len(lines) > 1 else []
+    clocks = [_clock(f) for f in fields[:2]]
+    if len(clocks) != 2 or None in clocks:
+        return None
+    return round(sum(c for c in clocks if c is not None), 6)
+
+
+def usage_of(
+    times: str | None, started: float | None, ended: float | None, host: str | None
+) -> Usage | None:
+    """The wrapper's view of a run's usage (no peak memory: a shell builtin cannot see it)."""
+    cpu = parse_times(times) if times else None
+    wall = round(ended - started, 3) if started is not None and ended is not None else None
+    if cpu is None and wall is None:
+        return None
+    return Usage(cpu, None, wall if wall is None or wall >= 0 else None, host)
 
 
 def parse_exit(text: str) -> ExitRecord | None:
@@ -191,7 +238,16 @@ def read_run_files(attempt_dir: Path) -> RunFiles:
     except Untrusted as exc:
         return RunFiles(run, problem=f"status file sabotaged: {exc}")
     started_at, native_id = parse_start(start) if start else (None, None)
-    return RunFiles(run, native_id, started_at, parse_exit(ended) if ended else None)
+    record = parse_exit(ended) if ended else None
+    host = start_host(start) if start else None
+    usage = None
+    if record is not None:
+        try:
+            times = read_small(attempt_dir / f"{USAGE}.{run}")
+        except Untrusted:
+            times = None
+        usage = usage_of(times, started_at, record.at, host)
+    return RunFiles(run, native_id, started_at, record, host=host, usage=usage)
 
 
 def read_ticket(attempt_dir: Path) -> Ticket | None:
@@ -200,3 +256,15 @@ def read_ticket(attempt_dir: Path) -> Ticket | None:
     except Untrusted:
         return None  # not ours: the attempt is submitted again (a ticket is corral's own file)
     return parse_ticket(text) if text else None
+
+
+def wrapper_usage(attempt_dir: Path, run: int, host: str | None = None) -> Usage | None:
+    """The usage the local wrapper left for ``run``: CPU from ``run-usage``, wall time from the
+    start and exit files' times (it takes no clock itself: builtins only). Never raises."""
+    try:
+        times = read_small(attempt_dir / f"{USAGE}.{run}")
+        started = os.lstat(attempt_dir / f"{START}.{run}").st_mtime
+        ended = os.lstat(attempt_dir / f"{EXIT}.{run}").st_mtime
+    except (Untrusted, OSError):
+        return None
+    return usage_of(times, started, ended, host)

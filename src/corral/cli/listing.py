@@ -34,6 +34,7 @@ from corral.cli.common import (
 )
 from corral.errors import InvalidInput
 from corral.printable import printable
+from corral.records import Usage
 from corral.registry import summary
 from corral.selection import Selection
 from corral.views import outputs_of, show_view
@@ -226,7 +227,8 @@ def _print_show(
     if record.problem:  # (the spec below is a placeholder: corral.spec.read_stored_spec)
         out.print(f"  [red]problem: {markup(record.problem)}[/red]")
     facts = Table.grid(padding=(0, 2))
-    for key, value in _facts(record):
+    used = Usage.total(s.usage for s in subjobs) if record.is_master else record.usage
+    for key, value in [*_facts(record), ("used", used.describe() if used else "-")]:
         facts.add_row(f"  [dim]{key}[/dim]", markup(value))
     out.print(facts)
     out.print("[bold]spec[/bold]")

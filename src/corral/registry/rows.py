@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, or_
 
-from corral.records import Attempt, JobId, JobRecord, Transition
+from corral.records import Attempt, JobId, JobRecord, Transition, Usage
 from corral.registry import sql
 from corral.registry.schema import TOP, jobs
 from corral.selection import Selection
@@ -56,7 +57,18 @@ def job_record(row: Row[Any], counts: dict[JobState, int] | None = None) -> JobR
         subjobs=m["subjobs"],
         kill_requested=bool(m["kill_requested"]),
         counts=counts or {},
+        usage=read_usage(m.get("usage")),
     )
+
+
+def read_usage(text: object) -> Usage | None:
+    """A stored ``usage`` column back (None if absent or unreadable: it is information only)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return Usage.from_json(json.loads(text))
+    except ValueError:
+        return None
 
 
 def attempt_of(row: Row[Any]) -> Attempt:

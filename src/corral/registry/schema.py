@@ -18,7 +18,7 @@ from sqlalchemy import (
     text,
 )
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 """The Alembic head this code expects; a registry at another revision is migrated on open."""
 
 TOP = -1
@@ -51,6 +51,7 @@ jobs = Table(
     # A tombstone (``rm --force`` of an active job): hidden from every selection; the monitor
     # deletes the rows once the kill is confirmed or every unit is final.
     Column("removing", Boolean, nullable=False, default=False, server_default=false()),
+    Column("usage", Text),  # JSON of records.Usage for the current attempt, NULL while unknown
     UniqueConstraint("job_id", "sub", name="uq_jobs_id"),
     Index("ix_jobs_state_backend", "state", "backend"),
     Index("ix_jobs_name", "name"),
@@ -72,6 +73,7 @@ attempts = Table(
     Column("signal", Integer),
     Column("reason", Text, nullable=False, default=""),
     Column("ended_at", Float, nullable=False),
+    Column("usage", Text),  # JSON of records.Usage, NULL if unknown
     Index("ix_attempts_job", "job_pk"),
 )
 

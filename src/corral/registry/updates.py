@@ -8,6 +8,7 @@ its spec's ``max_attempts`` starts its next attempt here, in the same transactio
 
 from __future__ import annotations
 
+import json
 import time
 import uuid as uuidlib
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,7 @@ Update = Observation
 _ROW_COLUMNS = (
     jobs.c.pk, jobs.c.job_id, jobs.c.sub, jobs.c.state, jobs.c.attempt, jobs.c.uuid,
     jobs.c.native_id, jobs.c.exit_code, jobs.c.signal, jobs.c.reason, jobs.c.kill_requested,
+    jobs.c.usage,
 )  # fmt: skip
 
 # One statement for every row, so SQLAlchemy compiles it once and the batch is one executemany.
@@ -51,6 +53,7 @@ _CAS = (
         signal=bindparam("b_signal"),
         reason=bindparam("b_reason"),
         kill_requested=bindparam("b_kill"),
+        usage=bindparam("b_usage"),
     )
 )
 
@@ -126,6 +129,8 @@ class _Row(dict[str, Any]):
             values["reason"] = item.reason
         if target.final:
             values["kill_requested"] = False
+        if item.usage is not None:
+            values["usage"] = json.dumps(item.usage.to_json())
         return _Row(self, **values)
 
     def params(self, old_state: str, now: float) -> dict[str, Any]:
@@ -134,6 +139,7 @@ class _Row(dict[str, Any]):
             "b_state": self["state"], "b_now": now, "b_native_id": self["native_id"],
             "b_exit_code": self["exit_code"], "b_signal": self["signal"],
             "b_reason": self["reason"], "b_kill": self["kill_requested"],
+            "b_usage": self["usage"],
         }  # fmt: skip
 
 
@@ -164,6 +170,7 @@ def archive_and_renew(conn: Connection, row: Any, now: float, reason: str) -> No
             signal=row.signal,
             reason=row.reason,
             ended_at=now,
+            usage=row.usage,
         )
     )
     renewed = conn.execute(
@@ -179,6 +186,7 @@ def archive_and_renew(conn: Connection, row: Any, now: float, reason: str) -> No
             reason="",
             kill_requested=False,
             updated_at=now,
+            usage=None,
         )
     )
     if renewed.rowcount != 1:  # compare-and-set: someone else renewed or moved it first

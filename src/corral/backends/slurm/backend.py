@@ -11,54 +11,42 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from corral import faults
 from corral.backends.base import (
-    AsyncBackend,
     BackendConfig,
     BackendOptions,
     JobOptions,
-    Report,
-    Submitted,
 )
+from corral.backends.batch import BatchBackend, chunk_ids, read_all, read_reconcile, write_batch
 from corral.backends.commands import Runner
-from corral.backends.runfiles import (
-    TICKET,
-    RunFiles,
-    Ticket,
-    read_run_files,
-    read_ticket,
-    render_ticket,
-)
+from corral.backends.runfiles import RunFiles, Ticket
 from corral.backends.slurm import observe, parse, render
 from corral.backends.slurm.options import SlurmJobOptions, SlurmOptions
-from corral.errors import BackendUnavailable, TransientBackendError
+from corral.errors import TransientBackendError
 from corral.records import Attempt, Observation
-from corral.sandbox import SUBMITTED
 from corral.states import JobState
 
 log = logging.getLogger("corral.backends.slurm")
-_TOOLS = ("sbatch", "squeue", "scancel", "scontrol")
 _ALL_STATES = (
     "PENDING,RUNNING,SUSPENDED,COMPLETED,CANCELLED,FAILED,TIMEOUT,NODE_FAIL,PREEMPTED,BOOT_FAIL,"
     "DEADLINE,OUT_OF_MEMORY,REQUEUED,RESIZING,REVOKED"
 )
 _SQUEUE = ("squeue", "--noheader", "--states=all", "--array", f"--format={parse.SQUEUE_FORMAT}")
-_SACCT = ("sacct", "--noheader", "--parsable2", "--allocations", f"--format={parse.SACCT_FIELDS}")
+_SACCT = ("sacct", "--noheader", "--parsable2", f"--format={parse.SACCT_FIELDS}")
 
 
-class SlurmBackend(AsyncBackend):
+class SlurmBackend(BatchBackend):
     """Drives the Slurm command-line tools; see the module docstring for what each verb costs."""
 
     Options: ClassVar[type[BackendOptions]] = SlurmOptions
     JobOptions: ClassVar[type[JobOptions]] = SlurmJobOptions
+    honours: ClassVar[frozenset[str]] = frozenset({"gpus", "nodes", "tasks_per_node"})
+    tools: ClassVar[tuple[str, ...]] = ("sbatch", "squeue", "scancel", "scontrol")
+    scheduler: ClassVar[str] = "Slurm"
     options: SlurmOptions
 
     def __init__(self, config: BackendConfig) -> None:
@@ -69,22 +57,7 @@ class SlurmBackend(AsyncBackend):
         )
         self._sbatch_defaults = self.options.sbatch()
         self._cluster: parse.ClusterInfo | None = None
-        self._report: Report = lambda obs: None
         self._missing_since: dict[str, float] = {}
-
-    @property
-    def calls(self) -> Counter[str]:
-        """How many times each Slurm command ran (for benchmarks and tests)."""
-        return self.runner.calls
-
-    def call_counts(self) -> Mapping[str, int]:
-        return dict(self.runner.calls)
-
-    async def start(self, report: Report) -> None:
-        missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
-        if missing:
-            raise BackendUnavailable(f"Slurm tools not found on PATH: {', '.join(missing)}")
-        self._report = report
 
     async def stop(self) -> None:
         return None  # no connection or child process outlives a call
@@ -104,26 +77,14 @@ class SlurmBackend(AsyncBackend):
 
     # ---- submit and reconcile
 
-    async def submit(self, attempts: Sequence[Attempt]) -> Submitted:
-        """One sbatch per batch. Attempts tried before (a ticket exists: a previous call failed
-        or timed out) are first looked for, so that none is submitted twice."""
+    async def plan(self, attempts: Sequence[Attempt]) -> tuple[list[Any], dict[str, str]]:
         info = await self.cluster()
-        tried = await asyncio.to_thread(_tickets, attempts)
-        accepted = dict(await self.reconcile([a for a in attempts if a.uuid in tried]))
-        fresh = [a for a in attempts if a.uuid not in accepted]
-        batches, refused = render.plan(fresh, self._sbatch_defaults, info.max_array_size)
-        refused = {uuid: f"not submitted: {why}" for uuid, why in refused.items()}
-        for batch in batches:
-            try:
-                job_id, why = await self._sbatch(batch)
-            except TransientBackendError as exc:
-                # the monitor keeps what went through and retries only the rest
-                raise TransientBackendError(str(exc), accepted=accepted, refused=refused) from exc
-            if job_id is not None:
-                accepted.update(batch.native_ids(job_id))
-            else:
-                refused.update({a.uuid: why for a in batch.attempts})
-        return Submitted(accepted, refused)
+        batches, refused = render.plan(attempts, self._sbatch_defaults, info.max_array_size)
+        return list(batches), refused
+
+    async def submit_batch(self, batch: render.Batch) -> tuple[dict[str, str] | None, str]:
+        job_id, why = await self._sbatch(batch)
+        return (None, why) if job_id is None else (render.native_ids(batch, job_id), "")
 
     async def _sbatch(self, batch: render.Batch) -> tuple[str | None, str]:
         """Submit one batch: (its job id, "") or (None, why sbatch refused it for good)."""
@@ -148,7 +109,7 @@ class SlurmBackend(AsyncBackend):
             return {}
         found: dict[str, str] = {}
         tickets: dict[str, Ticket] = {}
-        for attempt, ticket, files in await asyncio.to_thread(_read_reconcile, attempts):
+        for attempt, ticket, files in await asyncio.to_thread(read_reconcile, attempts):
             if files.native_id:
                 found[attempt.uuid] = files.native_id
             elif ticket is not None:
@@ -171,35 +132,28 @@ class SlurmBackend(AsyncBackend):
 
     # ---- status
 
-    async def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
-        live = [a for a in attempts if a.native_id]
-        files = await asyncio.to_thread(_read_all, live)
+    def ended(self, attempt: Attempt, files: RunFiles) -> Observation | None:
+        return observe.fast_path(attempt, files)
+
+    async def query(
+        self, attempts: Sequence[Attempt], files: Mapping[str, RunFiles]
+    ) -> dict[str, Observation]:
+        """One squeue; sacct or the exit files for the jobs that left it."""
+        rows = await self._squeue(["--jobs"], parse.job_ids(_native(a) for a in attempts))
+        # jobs that ended between the read of their files and squeue: read those again
+        late = [a for a in attempts if _ended_unread(rows, a, files[a.uuid])]
+        if late:
+            files = {**files, **await asyncio.to_thread(read_all, late)}
         observed: dict[str, Observation] = {}
-        ask: list[Attempt] = []
-        for attempt in live:
-            obs = observe.fast_path(attempt, files[attempt.uuid])
-            if obs is None:
-                ask.append(attempt)
+        gone = []
+        for attempt in attempts:
+            row = parse.lookup(rows, _native(attempt))
+            if row is None:
+                gone.append(attempt)
             else:
-                observed[attempt.uuid] = obs
-        if ask:
-            rows = await self._squeue(["--jobs"], parse.job_ids(_native(a) for a in ask))
-            gone = []
-            for attempt in ask:
-                row = parse.lookup(rows, _native(attempt))
-                if row is None:
-                    gone.append(attempt)
-                else:
-                    observed[attempt.uuid] = observe.from_queue(attempt, row, files[attempt.uuid])
-            if gone:
-                observed.update(await self._resolve_gone(gone, files))
-        for uuid, obs in observed.items():
-            if obs.state != JobState.UNKNOWN:
-                self._missing_since.pop(uuid, None)
-            problem = files[uuid].problem
-            if problem and obs.state in (JobState.COMPLETING, JobState.COMPLETED):
-                # a job that sabotaged its own status files never passes as a success
-                observed[uuid] = Observation(uuid, JobState.FAILED, problem, obs.exit_code)
+                observed[attempt.uuid] = observe.from_queue(attempt, row, files[attempt.uuid])
+        if gone:
+            observed.update(await self._resolve_gone(gone, files))
         return observed
 
     async def _resolve_gone(
@@ -232,7 +186,7 @@ class SlurmBackend(AsyncBackend):
 
     async def _squeue(self, flag: list[str], values: list[str]) -> dict[str, parse.QueueRow]:
         rows: dict[str, parse.QueueRow] = {}
-        for chunk in render.chunk_ids(values):
+        for chunk in chunk_ids(values):
             result = await self.runner.run([*_SQUEUE, *flag, ",".join(chunk)])
             if parse.squeue_all_unknown(result.returncode, result.stderr):
                 continue
@@ -250,7 +204,7 @@ class SlurmBackend(AsyncBackend):
         window = ["--starttime=now-30days", "--endtime=now", f"--state={_ALL_STATES}"]
         window = window if recent else []
         rows: dict[str, parse.AcctRow] = {}
-        for chunk in render.chunk_ids(values):
+        for chunk in chunk_ids(values):
             result = await self.runner.check([*_SACCT, *window, *flag, ",".join(chunk)])
             rows.update(parse.parse_sacct(result.stdout))
         return rows
@@ -260,13 +214,19 @@ class SlurmBackend(AsyncBackend):
     async def cancel(self, attempts: Sequence[Attempt]) -> None:
         """One scancel for all; one argument per Slurm job (array tasks are compressed)."""
         ids = parse.compress_ids([a.native_id for a in attempts if a.native_id])
-        for chunk in render.chunk_ids(ids):
+        for chunk in chunk_ids(ids):
             result = await self.runner.run(["scancel", *chunk])
             if result.returncode != 0 and parse.scancel_failed(result.stderr):
                 raise TransientBackendError(result.describe())
 
     async def fetch_outputs(self, attempt: Attempt) -> None:
         return None  # the attempt dir is on the filesystem the jobs write to
+
+
+def _ended_unread(rows: Mapping[str, parse.QueueRow], attempt: Attempt, files: RunFiles) -> bool:
+    row = parse.lookup(rows, _native(attempt))
+    ended = row is not None and row.state not in observe.WAITING | observe.ACTIVE
+    return ended and files.exit is None
 
 
 def _native(attempt: Attempt) -> str:
@@ -282,33 +242,10 @@ def _by_label(
 # ---- blocking file I/O, run in a worker thread
 
 
-def _read_all(attempts: Sequence[Attempt]) -> dict[str, RunFiles]:
-    return {a.uuid: read_run_files(a.attempt_dir) for a in attempts}
-
-
-def _read_reconcile(attempts: Sequence[Attempt]) -> list[tuple[Attempt, Ticket | None, RunFiles]]:
-    return [(a, read_ticket(a.attempt_dir), read_run_files(a.attempt_dir)) for a in attempts]
-
-
-def _tickets(attempts: Sequence[Attempt]) -> set[str]:
-    return {a.uuid for a in attempts if read_ticket(a.attempt_dir) is not None}
-
-
-def _write(path: Path, text: str, mode: int = 0o600) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _write_batch(batch: render.Batch) -> None:
     """Script, task list, then the tickets that make the attempts findable after a crash."""
-    _write(batch.dir / render.SCRIPT, render.render_script(batch), 0o700)
-    _write(batch.dir / render.TASKS, render.render_tasks(batch))
-    for index, attempt in enumerate(batch.attempts):
-        ticket = Ticket(batch.label, index if batch.is_array else None)
-        _write(attempt.attempt_dir / TICKET, render_ticket(ticket))
-        link = attempt.attempt_dir / SUBMITTED
-        link.unlink(missing_ok=True)
-        link.symlink_to(batch.dir / render.SCRIPT)
+    files = [
+        (render.SCRIPT, render.render_script(batch), 0o700),
+        (render.TASKS, render.render_tasks(batch), 0o600),
+    ]
+    write_batch(batch, files, 0 if batch.is_array else None)

@@ -8,6 +8,8 @@ Slurm's signals needs the scheduler to say why.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from corral.backends.runfiles import ExitRecord, RunFiles
 from corral.backends.slurm.parse import AcctRow, QueueRow
 from corral.records import Attempt, Observation
@@ -55,9 +57,10 @@ def ended(attempt: Attempt, code: int, signal: int | None = None) -> Observation
 
 
 def fast_path(attempt: Attempt, files: RunFiles) -> Observation | None:
-    """The wrapper saw the latest run end on its own: no scheduler call needed."""
+    """The wrapper saw the latest run end on its own: no scheduler call needed (the usage is
+    the wrapper's: CPU and wall time, no peak memory)."""
     if files.exit is not None and files.exit.clean:
-        return ended(attempt, files.exit.code)
+        return replace(ended(attempt, files.exit.code), usage=files.usage)
     return None
 
 
@@ -107,7 +110,8 @@ def from_acct(attempt: Attempt, row: AcctRow) -> Observation:
     if row.state in ACTIVE:
         return _obs(attempt, JobState.RUNNING, f"running on Slurm ({row.state.lower()})")
     detail = f"by uid {row.detail.removeprefix('by ')}" if row.detail.startswith("by ") else ""
-    return _final(attempt, row.state, detail, row.exit_code, row.signal)
+    obs = _final(attempt, row.state, detail, row.exit_code, row.signal)
+    return replace(obs, usage=row.usage) if row.usage is not None else obs
 
 
 def from_exit_only(attempt: Attempt, record: ExitRecord) -> Observation:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
+
+from corral.records import Usage
 
 SQUEUE_FORMAT = "%i|%T|%j|%r"
 """Native id (``123`` or ``123_4``), long state, job name, reason: the reason goes last because it
 is free text; our job names are labels and never hold a ``|``."""
 
-SACCT_FIELDS = "JobID,State,ExitCode,JobName"
-"""With ``-X -n -P``: one ``|``-separated line per job allocation (job steps left out)."""
+SACCT_FIELDS = "JobID,State,ExitCode,JobName,TotalCPU,MaxRSS,ElapsedRaw,NodeList"
+"""With ``-n -P``: one ``|``-separated line per job allocation and per step; the steps give only
+the batch step's peak memory (``MaxRSS`` is empty on the allocation line). Lines of the first
+four fields alone (recorded before usage was asked for) are read too."""
 
 INVALID_JOB_ID = "Invalid job id specified"
 """What squeue prints (exit status 1) when none of the ids given with ``-j`` is known."""
@@ -52,6 +56,7 @@ class AcctRow:
     signal: int | None
     name: str
     detail: str = ""
+    usage: Usage | None = None
 
 
 def parse_config(text: str) -> dict[str, str]:
@@ -160,19 +165,66 @@ def _exit_code(text: str) -> tuple[int | None, int | None]:
 
 
 def parse_sacct(text: str) -> dict[str, AcctRow]:
-    """``sacct -X -n -P -o SACCT_FIELDS``: ``{native_id: row}``; array ranges are expanded and a
-    job listed twice (requeued) keeps its last line."""
+    """``sacct -n -P -o SACCT_FIELDS``: ``{native_id: row}``; array ranges are expanded, a job
+    listed twice (requeued) keeps its last line, and the batch step's peak memory joins its
+    job's usage."""
     rows: dict[str, AcctRow] = {}
+    peaks: dict[str, int] = {}
     for line in text.splitlines():
-        parts = line.strip().split("|", 3)
-        if len(parts) != 4 or not parts[0]:
+        parts = line.strip().split("|")
+        if len(parts) not in (4, 8) or not parts[0]:
             continue
-        job, state_text, exit_text, name = parts
+        job, state_text, exit_text, name = parts[:4]
+        if "." in job:  # a step
+            peak = _kib_bytes(parts[5]) if len(parts) == 8 else None
+            if job.endswith(".batch") and peak is not None:
+                peaks[job.removesuffix(".batch")] = peak
+            continue
         state, _, detail = state_text.partition(" ")
         code, signal = _exit_code(exit_text)
+        usage = _usage(parts[4:]) if len(parts) == 8 else None
         for native_id in expand_native_id(job):
-            rows[native_id] = AcctRow(native_id, state, code, signal, name, detail)
+            rows[native_id] = AcctRow(native_id, state, code, signal, name, detail, usage)
+    for native_id, peak in peaks.items():
+        row = rows.get(native_id)
+        if row is not None and row.usage is not None:
+            rows[native_id] = replace(row, usage=replace(row.usage, max_rss_bytes=peak))
     return rows
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _kib_bytes(text: str) -> int | None:
+    """``MaxRSS``: ``66208K``, ``1.5G`` (binary units; a bare number is bytes)."""
+    unit = text[-1:].upper() if text[-1:].isalpha() else ""
+    try:
+        value = float(text[: len(text) - len(unit)] if unit else text)
+    except ValueError:
+        return None
+    return round(value * _UNITS[unit]) if unit in _UNITS and value > 0 else None
+
+
+def _duration(text: str) -> float | None:
+    """``TotalCPU``: ``[D-][HH:]MM:SS[.mmm]`` -> seconds."""
+    days, _, clock = text.rpartition("-")
+    parts = clock.split(":")
+    if len(parts) not in (2, 3):
+        return None
+    try:
+        seconds = float(days or 0) * 86400
+        unit_total = 0.0
+        for part in parts:
+            unit_total = unit_total * 60 + float(part)
+    except ValueError:
+        return None
+    return round(seconds + unit_total, 3)
+
+
+def _usage(fields: list[str]) -> Usage:
+    cpu, _, wall, nodes = fields
+    host = nodes if nodes and nodes not in ("None assigned", "(null)") else None
+    return Usage(_duration(cpu), None, float(wall) if wall.isdigit() else None, host)
 
 
 def task_index(native_id: str) -> int | None:
