@@ -244,8 +244,7 @@ class JobSpec(_Frozen):
     backend_options: dict[OptionName, OptionValue] = {}
     splitter: Splitter | None = None
     environment_policy: Literal["submit", "clean"] | None = None
-    """The submitter's environment ("submit") or a minimal one ("clean"); None: the backend's
-    default (see ``corral.environment``)."""
+    """The submitter's environment ("submit"), a minimal one ("clean"), None: the default."""
     environment_file: str | None = None
     """Set at submit: the file holding the environment the job runs with."""
 
@@ -375,10 +374,9 @@ def read_stored_spec(text: str) -> tuple[JobSpec, str]:
     """A stored spec and ``""``, or, if it no longer validates (written by an older corral,
     or corrupted), a placeholder that cannot run and the reason.
 
-    The registry reads every spec through this so that one bad row never takes a verb or the
-    monitor down: the job stays visible, can be killed and removed, and the monitor fails it
-    with the reason instead of submitting it (``Attempt.problem``). Specs are immutable, so
-    the same text read again (a wait over 1,000 jobs reads each several times) is parsed once."""
+    One bad row never takes a verb or the monitor down: the job stays visible, can be killed
+    and removed, and the monitor fails it with the reason (``Attempt.problem``). Cached: specs
+    are immutable, and a wait over 1,000 jobs reads each several times."""
     try:
         return JobSpec.model_validate_json(text), ""
     except ValidationError as exc:
