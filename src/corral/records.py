@@ -96,6 +96,9 @@ class Observation:
     signal: int | None = None
     native_id: str | None = None
     requeue: bool = False
+    held: str = ""
+    """The scheduler's hold reason while the job waits held ("" when not held). The job
+    stays `submitted` with reason "held: <held>"."""
 
     @classmethod
     def ended(
