@@ -143,19 +143,29 @@ class CondorBackend(BlockingBackend):
         for group in render.plan(fresh, self.options.requirements):
             try:
                 accepted.update(self._submit_group(group))
+            except _Refused as exc:
+                refused.update({a.uuid: f"HTCondor refused the job: {exc}" for a in group.attempts})
             except TransientBackendError as exc:
                 raise TransientBackendError(str(exc), accepted=accepted, refused=refused) from exc
         return Submitted(accepted, refused)
 
     def _submit_group(self, group: render.Group) -> dict[str, str]:
+        """One cluster; ``_Refused`` if HTCondor cannot make a job ad of it (a bad expression:
+        that never succeeds on retry)."""
         for attempt in group.attempts:
             _prepare(attempt, self.spool)
         desc = render.description(group, self.registry, self.options.mode)
         rows = render.itemdata(group, self.options.mode)
         submit = self._htc.Submit(desc)
-        result = self._call(
-            "submit", self._schedd.submit, submit, spool=self.spool, itemdata=iter(rows)
-        )
+        try:
+            result = self._call(
+                "submit", self._schedd.submit, submit, spool=self.spool, itemdata=iter(rows)
+            )
+        except TransientBackendError as exc:
+            text = str(exc.__cause__ or exc)
+            if "Failed to create job ad" in text:
+                raise _Refused(printable_line(text)) from exc
+            raise
         if self.spool:
             self._call("spool", self._schedd.spool, result)
         faults.point("after_condor_submit")  # HTCondor has the jobs, the registry does not know
@@ -311,6 +321,15 @@ class CondorBackend(BlockingBackend):
             return
         cluster, proc = render.split_id(attempt.native_id)
         self._call("retrieve", self._schedd.retrieve, f"ClusterId == {cluster} && ProcId == {proc}")
+
+
+class _Refused(Exception):
+    """HTCondor will never take this cluster (the message says why)."""
+
+
+def printable_line(text: str) -> str:
+    """HTCondor's multi-line errors as one line: the parse error and the expression."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())[:500]
 
 
 def _totals(totals: Mapping[str, Any]) -> str:
