@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from corral import admit, environment, identity_files
+from corral import admit, environment, holds, identity_files
 from corral.changes import ChangeFeed
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
@@ -22,6 +22,7 @@ from corral.errors import (
     NotFound,
     WaitTimeout,
 )
+from corral.holds import HoldResult
 from corral.inputs import check_timeout
 from corral.jobfiles import delete_dirs, read_from, tail_lines
 from corral.lock import holder
@@ -248,6 +249,18 @@ class AsyncSession:
         touched = await self._reg.call(self._reg.sync.request_kill, ids)
         await self._after_write()
         return touched
+
+    async def hold(
+        self, jobs: IdLike | Iterable[IdLike] | Selection, *, reason: str = "held by the user"
+    ) -> HoldResult:
+        """Hold queued jobs (a sweep: its subjobs) in one scheduler call per backend; running
+        ones are refused ("running jobs cannot be held"). See ``corral.holds``."""
+        ids = await self.resolve(jobs)
+        return await holds.change(self.settings, self._reg, ids, reason=reason)
+
+    async def release(self, jobs: IdLike | Iterable[IdLike] | Selection) -> HoldResult:
+        """Release held jobs (one scheduler call per backend)."""
+        return await holds.change(self.settings, self._reg, await self.resolve(jobs), reason=None)
 
     async def resubmit(
         self, jobs: IdLike | Iterable[IdLike] | Selection, *, include_all: bool = False

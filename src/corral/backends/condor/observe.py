@@ -9,8 +9,8 @@ JobStatus: 1 idle -> submitted; 2 running, 6 transferring output, 7 suspended ->
 - codes 6 (the executable cannot be run) and 7 (files cannot be opened) can never succeed on
   retry: ``failed``, "held: reason", and the backend removes the job from the queue; so do 46 and
   47 (the job ran past its allowed duration), reported "walltime exceeded";
-- a hold of a job corral saw running (HTCondor evicting it to hold) is a requeue back to
-  ``submitted``, "held: reason".
+- a hold of a job that ran (``NumJobStarts`` > 0: HTCondor evicted it to hold) is a requeue
+  back to ``submitted``, "held: reason".
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def _held(attempt: Attempt, ad: Ad) -> Observation:
         return Observation(attempt.uuid, JobState.FAILED, f"walltime exceeded (held: {why})")
     if code in PERMANENT:
         return Observation(attempt.uuid, JobState.FAILED, f"held: {why}")
-    requeue = attempt.state in (JobState.RUNNING, JobState.COMPLETING)
+    starts = ad.get("NumJobStarts")
+    requeue = attempt.state == JobState.RUNNING or (isinstance(starts, int) and starts > 0)
     return Observation(
         attempt.uuid,
         JobState.SUBMITTED,

@@ -32,7 +32,7 @@ MARKER = "condor-submit"
 """Written in the attempt dir before the submit call: a retried submit reconciles first."""
 PROJECTION = [
     "ClusterId", "ProcId", "JobStatus", "HoldReasonCode", "HoldReasonSubCode", "HoldReason",
-    "ExitCode", "ExitBySignal", "ExitSignal", "RemoveReason", LABEL,
+    "ExitCode", "ExitBySignal", "ExitSignal", "RemoveReason", "NumJobStarts", LABEL,
 ]  # fmt: skip
 """The attributes every status query asks for (a projection: never whole job ads)."""
 _UNSAFE = set('",\n\r\t$;')
@@ -89,6 +89,9 @@ def description(group: Group, registry: str, mode: str) -> dict[str, str]:
             when_to_transfer_output="ON_EXIT_OR_EVICT",
             transfer_input_files="$(corral_inputs)",
             transfer_output_files=SANDBOX,
+            # as condor_submit -spool: a finished job waits in the queue for retrieve(), then goes
+            leave_in_queue="(JobStatus == 4) && ((StageOutFinish =?= UNDEFINED) || "
+            "(StageOutFinish == 0))",
         )
     else:
         desc.update(should_transfer_files="NO", getenv="False")
