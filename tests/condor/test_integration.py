@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from corral import JobState, Session, load_settings
+from corral.lock import holder
 from corral.records import JobId
 from tests.cli.conftest import wait_until
 from tests.condor.helpers import CONDOR, runs_by_label
@@ -158,6 +159,7 @@ def test_a_crash_between_submit_and_commit_never_runs_a_job_twice(home: Path) ->
     states = crash_at(home, "after_condor_submit")
     assert JobState.SUBMITTING in states, states
     monitor = start_monitor(home)
+    assert wait_until(lambda: holder(home / "monitor.lock") == monitor.pid, 30)
     try:
         with Session(load_settings(), monitor="off") as session:
             (master,) = session.wait(job, timeout=180)

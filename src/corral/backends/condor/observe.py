@@ -6,8 +6,8 @@ JobStatus: 1 idle -> submitted; 2 running, 6 transferring output, 7 suspended ->
 
 - code 16 (spooling: inputs not uploaded yet) and code 1 (a user's hold) stay ``submitted``,
   "held: reason" (any other code too, while the job never ran);
-- codes 6 (the executable cannot be run) and 7 (files cannot be opened) can never succeed on
-  retry: ``failed``, "held: reason", and the backend removes the job from the queue; so do 46 and
+- codes 6 (the executable cannot be run), 7 and 8 (output or input files cannot be opened)
+  and 14 (the initial working directory cannot be entered) can never succeed on retry: ``failed``, "held: reason", and the backend removes the job from the queue; so do 46 and
   47 (the job ran past its allowed duration), reported "walltime exceeded";
 - a hold of a job that ran (``NumJobStarts`` > 0: HTCondor evicted it to hold) is a requeue
   back to ``submitted``, "held: reason".
@@ -24,7 +24,7 @@ from corral.states import JobState
 IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
 SPOOLING = 16
 USER_HOLD = 1
-PERMANENT = frozenset({6, 7})
+PERMANENT = frozenset({6, 7, 8, 14})
 WALLTIME = frozenset({46, 47})
 Ad = Mapping[str, Any]
 
