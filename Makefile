@@ -28,7 +28,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: venv
-	$(BIN)/pytest -m "not slurm and not dirac"
+	$(BIN)/pytest -m "not slurm and not dirac and not condor"
 
 dirac-test: venv
 	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh all $(BIN)
@@ -42,10 +42,11 @@ slurm-down:
 test: venv lint typecheck
 	rm -rf $(DIRAC_RUN) && mkdir -p $(DIRAC_RUN).logs
 	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh prepare > $(DIRAC_RUN).logs/prepare.log 2>&1 & \
-	CORRAL_REQUIRE_ROOT=1 $(BIN)/pytest -m "not slurm and not dirac"; status=$$?; \
+	CORRAL_REQUIRE_ROOT=1 $(BIN)/pytest -m "not slurm and not dirac and not condor"; status=$$?; \
 	DIRAC_RUN=$(DIRAC_RUN) bash scripts/test-dirac.sh run $(BIN) || { status=1; cat $(DIRAC_RUN).logs/prepare.log; }; \
 	exit $$status
 	SLURM_DIR=$(SLURM_DIR) CORRAL_REQUIRE_SLURM=1 bash scripts/test-slurm.sh $(BIN)
+	CORRAL_REQUIRE_CONDOR=1 bash scripts/test-condor.sh $(BIN)
 
 bench: venv
 	$(BIN)/python bench/local_throughput.py
