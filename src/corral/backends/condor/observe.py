@@ -7,7 +7,8 @@ JobStatus: 1 idle -> submitted; 2 running, 6 transferring output, 7 suspended ->
 - code 16 (spooling: inputs not uploaded yet) and code 1 (a user's hold) stay ``submitted``,
   "held: reason" (any other code too, while the job never ran);
 - codes 6 (the executable cannot be run), 7 and 8 (output or input files cannot be opened)
-  and 14 (the initial working directory cannot be entered) can never succeed on retry: ``failed``, "held: reason", and the backend removes the job from the queue; so do 46 and
+  and 14 (the initial working directory cannot be entered) can never succeed on retry:
+  ``failed``, "held: reason", and the backend removes the job from the queue; so do 46 and
   47 (the job ran past its allowed duration), reported "walltime exceeded";
 - a hold of a job that ran (``NumJobStarts`` > 0: HTCondor evicted it to hold) is a requeue
   back to ``submitted``, "held: reason".
