@@ -191,3 +191,12 @@ def test_arrays_cancelled_before_any_task_started() -> None:
     assert parse.lookup(bare, "64_3") == bare["64"]
     assert parse.lookup(bare, "65") is None
     assert parse.job_ids(["64_1", "64_3", "65", "66_0"]) == ["64", "65", "66"]
+
+
+def test_scontrol_names_the_jobs_it_could_not_act_on() -> None:
+    # recorded from `scontrol uhold 1 2 3_1 99999` on Slurm 22.05 (scripts/start-slurm.sh)
+    stderr = (
+        "Invalid job id specified for job 99999\nslurm_suspend error: Invalid job id specified\n"
+    )
+    assert parse.per_job_errors(stderr) == {"99999": "Invalid job id specified"}
+    assert parse.per_job_errors("") == {}
