@@ -144,7 +144,8 @@ def _in_queue(cluster: str, proc: str) -> bool:
     return bool(out.strip())
 
 
-def test_a_crash_between_submit_and_commit_never_runs_a_job_twice(home: Path) -> None:
+@pytest.mark.parametrize("fault", ["after_condor_submit", "before_condor_spool"])
+def test_a_crash_between_submit_and_commit_never_runs_a_job_twice(home: Path, fault: str) -> None:
     (home / "config.toml").write_text("autostart = false\n" + SECTION)
     n = 12
     with Session(load_settings(), monitor="off") as session:
@@ -156,7 +157,7 @@ def test_a_crash_between_submit_and_commit_never_runs_a_job_twice(home: Path) ->
                 "splitter": {"kind": "sweep", "parameters": {"i": [str(i) for i in range(n)]}},
             }
         )
-    states = crash_at(home, "after_condor_submit")
+    states = crash_at(home, fault)
     assert JobState.SUBMITTING in states, states
     monitor = start_monitor(home)
     assert wait_until(lambda: holder(home / "monitor.lock") == monitor.pid, 30)

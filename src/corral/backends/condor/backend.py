@@ -167,6 +167,7 @@ class CondorBackend(BlockingBackend):
                 raise _Refused(printable_line(text)) from exc
             raise
         if self.spool:
+            faults.point("before_condor_spool")  # jobs held (16) that a restart must not lose
             self._call("spool", self._schedd.spool, result)
         faults.point("after_condor_submit")  # HTCondor has the jobs, the registry does not know
         return group.native_ids(int(result.cluster()))
@@ -184,8 +185,8 @@ class CondorBackend(BlockingBackend):
         ads = self._call("query", self._schedd.query, where, render.PROJECTION)
         for ad in map(observe.plain, ads):
             attempt = by_label.get(str(ad.get(render.LABEL)))
-            if attempt is None:
-                continue
+            if attempt is None or _STALE in str(ad.get("RemoveReason", "")):
+                continue  # (a cluster removed by an earlier reconcile may linger a moment)
             if ad.get("JobStatus") == observe.HELD and observe.hold_code(ad) == observe.SPOOLING:
                 stale[attempt.label] = render.native_id(ad)
             else:
