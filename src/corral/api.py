@@ -192,6 +192,8 @@ class Session:
     history = blocking(AsyncSession.history)
     resolve = blocking(AsyncSession.resolve)
     kill = blocking(AsyncSession.kill)
+    hold = blocking(AsyncSession.hold)
+    release = blocking(AsyncSession.release)
     resubmit = blocking(AsyncSession.resubmit)
     remove = blocking(AsyncSession.remove)
     wait = blocking(AsyncSession.wait)

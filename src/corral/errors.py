@@ -7,6 +7,7 @@
     ├── NotFound                     no job with that id
     ├── WaitTimeout                  ``wait`` gave up after its timeout (also a TimeoutError)
     ├── StateConflict                the verb does not apply to the job's current state
+    │   └── HoldUnsupported          the job's backend cannot hold or release jobs
     ├── MonitorBusy                  another monitor holds the registry's lease
     ├── MonitorUnavailable           no monitor drives the registry and none could be started
     ├── LeaseLost                    this monitor was fenced out by a newer one
@@ -84,6 +85,10 @@ class StateConflict(CorralError):
     """The requested action does not apply to the job in its current state."""
 
     kind: ClassVar[Kind] = "conflict"
+
+
+class HoldUnsupported(StateConflict):
+    """The backend cannot hold or release jobs (``BackendBase.can_hold`` is false)."""
 
 
 class MonitorBusy(CorralError):

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from corral import admit
+from corral import admit, holds
 from corral.changes import ChangeFeed
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
@@ -21,6 +21,7 @@ from corral.errors import (
     MonitorUnavailable,
     NotFound,
 )
+from corral.holds import HoldResult
 from corral.inputs import check_timeout
 from corral.jobfiles import delete_dirs, follow_text, tail_text
 from corral.lock import holder
@@ -37,6 +38,7 @@ from corral.watch import MonitorWatch, describe
 
 MonitorMode = Literal["inprocess", "daemon", "off"]
 IdLike = JobId | int | str
+Targets = IdLike | Iterable[IdLike] | Selection  # what every bulk verb takes
 Poster = Callable[..., object]  # runs a callable on the session's loop soon
 
 
@@ -221,7 +223,7 @@ class AsyncSession:
         start = None if after is None else as_id(after)
         return await self._reg.call(self._reg.sync.page, selection or Selection(), start, limit)
 
-    async def progress(self, jobs: IdLike | Iterable[IdLike] | Selection) -> dict[JobState, int]:
+    async def progress(self, jobs: Targets) -> dict[JobState, int]:
         """How many runnable units of these jobs are in each state (a master counts its
         subjobs, a plain job itself): what a progress bar shows."""
         ids = await self.resolve(jobs)
@@ -250,7 +252,7 @@ class AsyncSession:
     async def history(self, job: IdLike) -> list[Transition]:
         return await self._reg.call(self._reg.sync.history, as_id(job))
 
-    async def resolve(self, jobs: IdLike | Iterable[IdLike] | Selection) -> tuple[JobId, ...]:
+    async def resolve(self, jobs: Targets) -> tuple[JobId, ...]:
         """Ids from explicit ids or a selection (checked to exist)."""
         if isinstance(jobs, Selection):
             if jobs.empty:
@@ -261,16 +263,24 @@ class AsyncSession:
         return ids
 
     # ------------------------------------------------------------------ control
-    async def kill(self, jobs: IdLike | Iterable[IdLike] | Selection) -> list[JobId]:
+    async def kill(self, jobs: Targets) -> list[JobId]:
         self._require_monitor()
         ids = await self.resolve(jobs)
         touched = await self._reg.call(self._reg.sync.request_kill, ids)
         await self._after_write()
         return touched
 
-    async def resubmit(
-        self, jobs: IdLike | Iterable[IdLike] | Selection, *, include_all: bool = False
-    ) -> list[JobId]:
+    async def hold(self, jobs: Targets, *, reason: str = "held by the user") -> HoldResult:
+        """Hold queued jobs (a sweep: its subjobs) in one scheduler call per backend; running
+        ones are refused ("running jobs cannot be held"). See ``corral.holds``."""
+        ids = await self.resolve(jobs)
+        return await holds.change(self.settings, self._reg, ids, reason=reason)
+
+    async def release(self, jobs: Targets) -> HoldResult:
+        """Release held jobs (one scheduler call per backend)."""
+        return await holds.change(self.settings, self._reg, await self.resolve(jobs), reason=None)
+
+    async def resubmit(self, jobs: Targets, *, include_all: bool = False) -> list[JobId]:
         """New attempts for failed/killed (sub)jobs, or every final one with ``include_all``."""
         self._require_monitor()
         ids = await self.resolve(jobs)
@@ -278,9 +288,7 @@ class AsyncSession:
         await self._after_write()
         return touched
 
-    async def remove(
-        self, jobs: IdLike | Iterable[IdLike] | Selection, *, force: bool = False
-    ) -> list[JobRecord]:
+    async def remove(self, jobs: Targets, *, force: bool = False) -> list[JobRecord]:
         """Delete jobs from the registry and their job dirs. Active ones need ``force``: they
         are killed and kept as tombstones (hidden from every selection) until the monitor sees
         every unit final, then deleted with their dirs; nothing is left running unrecorded."""
@@ -300,7 +308,7 @@ class AsyncSession:
 
     async def wait(
         self,
-        jobs: IdLike | Iterable[IdLike] | Selection,
+        jobs: Targets,
         *,
         timeout: float | None = None,  # noqa: ASYNC109 -- the sync facade has no scope to pass
         on_progress: Callable[[Mapping[JobState, int]], None] | None = None,

@@ -17,6 +17,7 @@ import pytest
 
 from corral.backends.sim import sim_state
 from corral.records import JobRecord
+from tests.condor.helpers import CONDOR, runs_by_label
 from tests.dirac.helpers import DIRAC
 from tests.dirac_classic.helpers import DIRAC_CLASSIC, fake_section
 from tests.dirac_classic.helpers import PYTHON as CLASSIC_PYTHON
@@ -151,6 +152,34 @@ class DiracClassicCase(DiracCase):
         config.write_text(config.read_text().replace(str(CLASSIC_PYTHON), str(tmp_path / "no")))
 
 
+class CondorCase(BackendCase):
+    """Jobs run as the pool's own user in HTCondor's scratch dir (spool mode), which cannot
+    write the test's witness file: HTCondor's own count of starts per label is the witness."""
+
+    def job(
+        self, key: int, *, code: int = 0, seconds: float = 0.5, witness: Path
+    ) -> dict[str, Any]:
+        spec = super().job(key, code=code, seconds=seconds, witness=witness)
+        spec["command"] = ["sh", "-c", f'echo "out {key}" > out.txt; sleep {seconds}; exit {code}']
+        return spec
+
+    def refused(self) -> dict[str, Any]:
+        # a requirements expression HTCondor cannot parse: it never makes a job ad of it
+        return {
+            "command": ["true"],
+            "backend": self.backend,
+            "backend_options": {"requirements": "TARGET.Foo == (("},
+        }
+
+    def break_start(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, home: Path) -> None:
+        config = home / "config.toml"
+        config.write_text(config.read_text() + 'collector = "127.0.0.1:1"\nschedd = "none"\n')
+
+    def ran_once(self, work_dir: Path, witness: Path, jobs: Sequence[JobRecord]) -> None:
+        runs = runs_by_label(f"corral-{job.uuid}" for job in jobs)
+        assert all(runs[f"corral-{job.uuid}"] == 1 for job in jobs), runs
+
+
 _FAST = "min_interval = 0.1\nmax_interval = 1.0\n"
 CASES: list[BackendCase] = [
     LocalCase("local", "local", f"[backends.local]\nmax_cpus = 4\n{_FAST}", breakable=False),
@@ -162,6 +191,9 @@ CASES: list[BackendCase] = [
         "dirac", "dirac", "[backends.dirac]\nmin_interval = 0.2\nmax_interval = 2.0\n", DIRAC
     ),
     DiracClassicCase("dirac-classic", "diracc", fake_section(), DIRAC_CLASSIC),
+    CondorCase(
+        "condor", "condor", "[backends.condor]\nmin_interval = 0.2\nmax_interval = 2.0\n", CONDOR
+    ),
     SimCase("sim-async", "sim", f"[backends.sim]\n{_FAST}queue_time = 0.05\n"),
     SimCase(
         "sim-blocking",

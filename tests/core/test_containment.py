@@ -171,14 +171,20 @@ def test_the_poll_loop_keeps_only_news() -> None:
     def obs(uuid: str, state: JobState, **kw: Any) -> Observation:
         return Observation(uuid, state, **kw)
 
-    seen = {"a": S.RUNNING, "b": S.RUNNING, "c": S.SUBMITTED}
+    seen: dict[str, tuple[S | None, str]] = {
+        "a": (S.RUNNING, ""), "b": (S.RUNNING, ""), "c": (S.SUBMITTED, ""),
+        "h": (S.SUBMITTED, ""), "r": (S.SUBMITTED, "x"), "k": (S.SUBMITTED, "x"),
+    }  # fmt: skip
     answer = {
         "a": obs("a", S.RUNNING),  # unchanged
         "b": obs("b", S.SUBMITTED, requeue=True),  # requeued: back to submitted
         "c": obs("c", S.RUNNING),
+        "h": obs("h", S.SUBMITTED, held="x"),  # held while queued: same state, news all the same
+        "r": obs("r", S.SUBMITTED),  # released
+        "k": obs("k", S.SUBMITTED, held="x"),  # still held: nothing new
         "z": obs("z", S.RUNNING),  # nobody tracks it
     }
-    assert [o.uuid for o in _news(answer, seen)] == ["b", "c"]
+    assert [o.uuid for o in _news(answer, seen)] == ["b", "c", "h", "r"]
 
 
 def test_exit_status_is_decoded_once() -> None:

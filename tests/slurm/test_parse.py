@@ -202,3 +202,12 @@ def test_sacct_usage_joins_the_batch_steps_peak_memory() -> None:
     assert row.usage == Usage(0.184, 66208 * 1024, 1.0, "localhost")
     old = parse.parse_sacct("5|COMPLETED|0:0|corral-x\n")  # recorded before usage was asked for
     assert old["5"].usage is None
+
+
+def test_scontrol_names_the_jobs_it_could_not_act_on() -> None:
+    # recorded from `scontrol uhold 1 2 3_1 99999` on Slurm 22.05 (scripts/start-slurm.sh)
+    stderr = (
+        "Invalid job id specified for job 99999\nslurm_suspend error: Invalid job id specified\n"
+    )
+    assert parse.per_job_errors(stderr) == {"99999": "Invalid job id specified"}
+    assert parse.per_job_errors("") == {}

@@ -24,6 +24,12 @@ Failure rules (the monitor applies them; a backend only raises):
   before (a timeout, a crash), it looks for the attempt's label first and never submits twice.
 - ``status`` answers for every attempt it is asked about that it can see; the poll loop leaves
   out what did not change. A job the scheduler does not know is ``JobState.UNKNOWN``.
+- Holds (``can_hold``): ``hold``/``release`` act on all given attempts in one scheduler call and
+  return ``{uuid: why not}`` for those they could not act on (a running job cannot be held). A
+  held queued job is observed ``SUBMITTED`` with ``Observation.held`` set (reason "held: ...");
+  the scheduler's own hold of a running job is a requeue (``requeue=True``, ``held`` set); a
+  hold that can never succeed on retry is ``FAILED`` with the reason "held: ..." and the backend
+  removes the job from the queue itself.
 
 Options are pydantic models (``Options`` for a ``[backends.NAME]`` section, ``JobOptions`` for a
 job's ``backend_options``) that check values as well as names. They are validated only by the
@@ -44,7 +50,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from corral import inputs
-from corral.errors import ConfigError, InvalidSpec
+from corral.errors import ConfigError, HoldUnsupported, InvalidSpec
 from corral.records import Attempt, Observation
 
 if TYPE_CHECKING:
@@ -143,6 +149,8 @@ class BackendBase:
     """What every backend class declares. Subclass ``AsyncBackend`` or ``BlockingBackend``."""
 
     blocking: ClassVar[bool] = False
+    can_hold: ClassVar[bool] = False
+    """True if ``hold`` and ``release`` work (slurm, condor, sge)."""
     Options: ClassVar[type[BackendOptions]] = BackendOptions
     JobOptions: ClassVar[type[JobOptions]] = JobOptions
     extra: ClassVar[str | None] = None
@@ -223,6 +231,15 @@ class AsyncBackend(BackendBase, ABC):
         """Bring the attempt's files into its attempt dir (the default: a shared filesystem)."""
         return None
 
+    async def hold(self, attempts: Sequence[Attempt], reason: str) -> Mapping[str, str]:
+        """Hold queued attempts in ONE scheduler call; returns ``{uuid: why not}`` for those it
+        could not hold (e.g. already running). Default: ``HoldUnsupported``."""
+        raise HoldUnsupported(f"backend {self.config.name} cannot hold jobs")
+
+    async def release(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
+        """Release held attempts in one call; ``{uuid: why not}`` for failures."""
+        raise HoldUnsupported(f"backend {self.config.name} cannot hold or release jobs")
+
 
 class BlockingBackend(BackendBase, ABC):
     """A backend over a blocking client library: the same verbs as plain functions. Each
@@ -258,6 +275,13 @@ class BlockingBackend(BackendBase, ABC):
     def fetch_outputs(self, attempt: Attempt) -> None:
         return None
 
+    def hold(self, attempts: Sequence[Attempt], reason: str) -> Mapping[str, str]:
+        """As ``AsyncBackend.hold``, run in the limiter."""
+        raise HoldUnsupported(f"backend {self.config.name} cannot hold jobs")
+
+    def release(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
+        raise HoldUnsupported(f"backend {self.config.name} cannot hold or release jobs")
+
 
 class ThreadedBackend(AsyncBackend):
     """A ``BlockingBackend`` seen as an ``AsyncBackend``: its verbs run in the instance's own
@@ -266,6 +290,7 @@ class ThreadedBackend(AsyncBackend):
 
     def __init__(self, inner: BlockingBackend) -> None:  # no super(): inner checked the options
         self.inner = inner
+        self.can_hold = inner.can_hold  # type: ignore[misc]  # per instance: the inner class's
         self.config = inner.config
         self.options = inner.options
         self._limiter = ThreadPoolExecutor(
@@ -327,6 +352,14 @@ class ThreadedBackend(AsyncBackend):
 
     async def reconcile(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
         result: Mapping[str, str] = await self._call(self.inner.reconcile, attempts)
+        return result
+
+    async def hold(self, attempts: Sequence[Attempt], reason: str) -> Mapping[str, str]:
+        result: Mapping[str, str] = await self._call(self.inner.hold, attempts, reason)
+        return result
+
+    async def release(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
+        result: Mapping[str, str] = await self._call(self.inner.release, attempts)
         return result
 
 

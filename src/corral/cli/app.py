@@ -29,6 +29,8 @@ COMMANDS = {
     "peek": ("follow", "peek"),
     "wait": ("follow", "wait"),
     "kill": ("control", "kill"),
+    "hold": ("holds_cmd", "hold"),
+    "release": ("holds_cmd", "release"),
     "resubmit": ("control", "resubmit"),
     "rm": ("control", "rm"),
     "copy": ("control", "copy"),

@@ -91,7 +91,7 @@ class BackendLoop:
         self.max_interval = max_interval
         self.backend: AsyncBackend | None = None
         self.tracked: dict[JobId, Attempt] = {}
-        self._seen: dict[str, JobState] = {}  # what the registry was last told, per uuid
+        self._seen: dict[str, Seen] = {}  # what the registry was last told, per uuid
         self._to_submit: list[Attempt] = []
         self._to_reconcile: list[Attempt] = []
         self._to_cancel: dict[str, Attempt] = {}
@@ -115,7 +115,7 @@ class BackendLoop:
 
     def track(self, attempt: Attempt) -> None:
         self.tracked[attempt.id] = attempt
-        self._seen.setdefault(attempt.uuid, attempt.state)
+        self._seen.setdefault(attempt.uuid, (attempt.state, ""))
 
     def cancel(self, attempts: Sequence[Attempt]) -> None:
         fresh = [a for a in attempts if a.uuid not in self._to_cancel]
@@ -133,9 +133,9 @@ class BackendLoop:
         self._kick.set()
 
     def report(self, obs: Observation) -> None:
-        if self._seen.get(obs.uuid) != obs.state:
+        if self._seen.get(obs.uuid, (None, ""))[0] != obs.state:
             self._changed = True
-        self._seen[obs.uuid] = obs.state
+        self._seen[obs.uuid] = (obs.state, obs.held)
         self._report(obs)
 
     async def fetch_outputs(self, attempt: Attempt) -> None:
@@ -335,10 +335,19 @@ class BackendLoop:
         return {k: n for k, n in delta.items() if n}
 
 
-def _news(observed: Mapping[str, Observation], seen: Mapping[str, JobState]) -> list[Observation]:
+Seen = tuple[JobState | None, str]
+"""What the registry was last told of an attempt: its state and hold reason ("" if not held)."""
+
+
+def _news(observed: Mapping[str, Observation], seen: Mapping[str, Seen]) -> list[Observation]:
     """What a status answer says that is new: a state other than the one last reported (a
-    requeue is a move back to submitted, so it differs too). Uuids nobody tracks are dropped."""
-    return [obs for uuid, obs in observed.items() if uuid in seen and obs.state != seen[uuid]]
+    requeue is a move back to submitted, so it differs too), or a hold put on or taken off a
+    queued job. Uuids nobody tracks are dropped."""
+    return [
+        obs
+        for uuid, obs in observed.items()
+        if uuid in seen and (obs.state, obs.held) != seen[uuid]
+    ]
 
 
 def _describe(exc: BaseException) -> str:

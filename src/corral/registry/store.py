@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -144,6 +144,24 @@ class Registry(LeaseRows):
             else:
                 conn.execute(update(jobs).where(jobs.c.pk == row.pk).values(kill_requested=True))
         return touched
+
+    def runnable_attempts(self, ids: Sequence[JobId]) -> list[Attempt]:
+        """The runnable jobs under ``ids`` (a master's subjobs), as attempts, in any state."""
+        with self._reader.begin() as conn:
+            return [rows.attempt_of(r) for r in self._runnable(conn, ids)]
+
+    def note_hold(self, reasons: Mapping[str, str]) -> None:
+        """Record that queued jobs were held ("held: ...") or released (""): their reason."""
+
+        def body(conn: Connection) -> None:
+            for uuid, reason in reasons.items():
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.uuid == uuid, jobs.c.state == JobState.SUBMITTED.value)
+                    .values(reason=reason or "released from hold", updated_at=time.time())
+                )
+
+        self._write(body)
 
     def resubmit(self, ids: Sequence[JobId], *, include_all: bool = False) -> list[JobId]:
         """Start a new attempt of final jobs (failed/killed ones only unless ``include_all``)."""

@@ -86,6 +86,12 @@ def apply_updates(conn: Connection, updates: Sequence[Update], now: float) -> No
         if not decision.changes:
             if item.state not in (current, JobState.UNKNOWN):
                 events.append(_event(row, current, item.state, now, item.reason, applied=False))
+            elif _hold_changed(row, item, current):
+                rows[item.uuid] = _Row(row, reason=item.reason or "released from hold")
+                events.append(
+                    _event(row, current, current, now, rows[item.uuid].reason, applied=False)
+                )
+                dirty.add(item.uuid)
             continue
         rows[item.uuid] = row.observe(item, decision.steps[-1])
         for step in decision.steps:
@@ -111,6 +117,15 @@ def _retry_failed(conn: Connection, failed: Sequence[_Row], now: float) -> None:
         if row.attempt < limit:
             reason = f"automatic resubmission (attempt {row.attempt + 1} of {limit})"
             archive_and_renew(conn, row, now, reason)
+
+
+def _hold_changed(row: _Row, item: Update, current: JobState) -> bool:
+    """A queued job held or released (same state, a reason to record): the reason changes, an
+    unapplied event keeps the moment."""
+    if current != JobState.SUBMITTED or item.state != current:
+        return False
+    was_held = str(row.reason).startswith("held: ")
+    return item.reason != row.reason if item.held else was_held
 
 
 class _Row(dict[str, Any]):

@@ -47,6 +47,7 @@ class SlurmBackend(BatchBackend):
     honours: ClassVar[frozenset[str]] = frozenset({"gpus", "nodes", "tasks_per_node"})
     tools: ClassVar[tuple[str, ...]] = ("sbatch", "squeue", "scancel", "scontrol")
     scheduler: ClassVar[str] = "Slurm"
+    can_hold: ClassVar[bool] = True
     options: SlurmOptions
 
     def __init__(self, config: BackendConfig) -> None:
@@ -221,6 +222,54 @@ class SlurmBackend(BatchBackend):
 
     async def fetch_outputs(self, attempt: Attempt) -> None:
         return None  # the attempt dir is on the filesystem the jobs write to
+
+    # ---- holds
+
+    async def hold(self, attempts: Sequence[Attempt], reason: str) -> Mapping[str, str]:
+        """One squeue, then one ``scontrol uhold`` for the pending ones: Slurm 22.05 takes a
+        hold of a running job silently (its priority drops, nothing else), so corral checks
+        first. The reason is Slurm's own (``JobHeldUser``): scontrol keeps no text."""
+        why = {a.uuid: "not submitted yet" for a in attempts if not a.native_id}
+        live = {_native(a): a for a in attempts if a.native_id}
+        rows = await self._squeue(["--jobs"], parse.job_ids(live)) if live else {}
+        pending = []
+        for native, attempt in live.items():
+            row = parse.lookup(rows, native)
+            if row is None:
+                why[attempt.uuid] = "not in the Slurm queue"
+            elif row.state in observe.ACTIVE:
+                why[attempt.uuid] = "running jobs cannot be held"
+            elif row.state != "PENDING":
+                why[attempt.uuid] = f"not pending ({row.state.lower()})"
+            else:
+                pending.append(native)
+        why.update(await self._scontrol("uhold", pending, live))
+        return why
+
+    async def release(self, attempts: Sequence[Attempt]) -> Mapping[str, str]:
+        """One ``scontrol release``; a job it names in an error is reported with that line."""
+        why = {a.uuid: "not submitted yet" for a in attempts if not a.native_id}
+        live = {_native(a): a for a in attempts if a.native_id}
+        why.update(await self._scontrol("release", list(live), live))
+        return why
+
+    async def _scontrol(
+        self, verb: str, ids: list[str], live: Mapping[str, Attempt]
+    ) -> dict[str, str]:
+        why: dict[str, str] = {}
+        for chunk in render.chunk_ids(ids):
+            result = await self.runner.run(["scontrol", verb, *chunk])
+            if result.returncode == 0:
+                continue
+            named = parse.per_job_errors(result.stderr)
+            if not named and parse.is_transient(result.stderr):
+                raise TransientBackendError(result.describe())
+            for native, line in named.items():
+                if native in live:
+                    why[live[native].uuid] = line
+            if not named:
+                why.update({live[n].uuid: parse.error_line(result.stderr) for n in chunk})
+        return why
 
 
 def _ended_unread(rows: Mapping[str, parse.QueueRow], attempt: Attempt, files: RunFiles) -> bool:

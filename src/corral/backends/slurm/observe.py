@@ -17,6 +17,8 @@ from corral.states import JobState
 
 WAITING = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
 REQUEUED = frozenset({"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"})
+HELD = frozenset({"JobHeldUser", "JobHeldAdmin"})
+"""Pending reasons of a held job: it stays ``submitted``, "held: JobHeldUser"."""
 # Slurm's COMPLETING is "processes being cleaned up": the final state is not known yet.
 ACTIVE = frozenset(
     {
@@ -69,8 +71,14 @@ def _waiting(attempt: Attempt, state: str, reason: str, started: bool) -> Observ
     # even when the monitor never saw it running (or restarted since).
     requeue = started or state in REQUEUED or attempt.state == JobState.RUNNING
     why = f"requeued ({reason})" if requeue else f"pending ({reason})"
+    held = reason if reason in HELD else ""
     return Observation(
-        attempt.uuid, JobState.SUBMITTED, why, native_id=attempt.native_id, requeue=requeue
+        attempt.uuid,
+        JobState.SUBMITTED,
+        f"held: {held}" if held else why,
+        native_id=attempt.native_id,
+        requeue=requeue,
+        held=held,
     )
 
 

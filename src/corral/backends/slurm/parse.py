@@ -261,6 +261,16 @@ def _ranges(indices: list[int]) -> Iterator[str]:
 _BENIGN_SCANCEL = ("already completing or completed", INVALID_JOB_ID, "job has already finished")
 
 
+def per_job_errors(stderr: str) -> dict[str, str]:
+    """scontrol's ``... for job 12_3`` lines: ``{native id: the line}``."""
+    found: dict[str, str] = {}
+    for line in stderr.splitlines():
+        head, sep, job = line.strip().rpartition(" for job ")
+        if sep and job:
+            found[job] = head
+    return found
+
+
 def scancel_failed(stderr: str) -> bool:
     """Did scancel fail for a reason other than jobs that have already ended?"""
     errors = [line for line in stderr.splitlines() if "error" in line.lower()]
