@@ -204,9 +204,9 @@ def completion_latency(n: int) -> dict[str, float]:
     delays = []
     with corral.Session(settings) as session:
         job = session.submit(
-            {
-                "command": ["sleep", "0.{i}"],
-                "splitter": {"kind": "sweep", "parameters": {"i": [str(i % 10) for i in range(n)]}},
+            {  # (sweep values must differ: the same sleeps as arguments)
+                "command": ["sleep"],
+                "splitter": {"kind": "args", "args": [[f"0.{i % 10}"] for i in range(n)]},
             }
         )
         session.wait(job, timeout=120)
