@@ -2,7 +2,7 @@
 # make test: install everything (Python deps; real services: a single-node Slurm, DiracX servers
 # and the classic DIRAC client's venv, an HTCondor pool, a Grid Engine), lint, type-check, run all
 # tests: scripts/test-all.sh runs the plain suite while the slow installs run in the background,
-# then the service suites in two lanes side by side (DiracX then Slurm; HTCondor then Grid Engine).
+# then the service suites in two lanes side by side (Slurm then Grid Engine; DiracX then HTCondor).
 PYTHON ?= python3.11
 # the plain suite: everything that needs no real service
 PLAIN := not slurm and not dirac and not dirac_classic and not condor and not sge
