@@ -3,11 +3,12 @@ machine, with what an admin asks of a client: submit calls per sweep, scheduler 
 monitor cycle, wall time, the lag from the last job's end to corral showing the sweep completed,
 and (for a blocking backend) how busy its thread limiter was. JSON on stdout.
 
-    python bench/batch.py --backend condor|slurm [--jobs 500] [--max-interval 2]
+    python bench/batch.py --backend condor|slurm|sge [--jobs 500] [--max-interval 2]
 
-Needs the scheduler running (``bash scripts/start-htcondor.sh``, or ``bash scripts/start-slurm.sh``
-under ``flock -o /tmp/corral-slurm.lock``). A backend joins with one entry in ``BACKENDS``: its
-config section and the names its ``call_counts()`` gives to submit and status calls.
+Needs the scheduler running (``bash scripts/start-htcondor.sh``, ``bash scripts/start-sge.sh``, or
+``bash scripts/start-slurm.sh`` under ``flock -o /tmp/corral-slurm.lock``). A backend joins with
+one entry in ``BACKENDS``: its config section and the names its ``call_counts()`` gives to submit
+and status calls.
 Targets (issue 13): one submit call per sweep, at most 2 scheduler queries per cycle, lag at
 most ``max_interval`` + 2 s.
 """
@@ -43,6 +44,7 @@ class Kind:
 BACKENDS = {
     "condor": Kind("[backends.condor]\nmin_interval = 0.5\n", ("submit",), ("query", "history")),
     "slurm": Kind("[backends.slurm]\nmin_interval = 0.5\n", ("sbatch",), ("squeue", "sacct")),
+    "sge": Kind("[backends.sge]\nmin_interval = 0.5\n", ("qsub",), ("qstat", "qacct")),
 }
 
 

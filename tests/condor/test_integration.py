@@ -68,6 +68,9 @@ def test_a_sweep_is_one_cluster_and_its_outputs_come_back(condor_home: Path) -> 
             assert (sub.output_dir / "out.txt").read_text() == f"point {i}\n"
             assert sub.attempt_dir is not None
             assert (sub.attempt_dir / "stdout").read_text() == f"to stdout {i}\n"
+            # what the attempt used, from its job ad (RemoteWallClockTime, RemoteUserCpu, ...)
+            assert sub.usage is not None and sub.usage.wall_seconds is not None, sub.usage
+            assert sub.usage.cpu_seconds is not None and sub.usage.host, sub.usage
         assert set(runs_by_label(f"corral-{s.uuid}" for s in subs).values()) == {1}
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from corral.backends.condor import observe, render
-from corral.records import Attempt, JobId
+from corral.backends.condor.backend import CondorBackend
+from corral.errors import InvalidSpec
+from corral.records import Attempt, JobId, Usage
 from corral.spec import JobSpec
 from corral.states import JobState
 from tests.condor.helpers import fixture
@@ -76,3 +80,33 @@ def test_the_spool_script_runs_in_the_scratch_dir() -> None:
     text = render.render_script(spec)
     assert ". ./abc" in text and "cd sandbox || exit 127" in text
     assert text.rstrip().endswith("exec echo 'a b'")
+
+
+def test_usage_comes_from_the_completed_ad_and_hostile_values_are_dropped() -> None:
+    done = {"ClusterId": 7, "ProcId": 0, "JobStatus": observe.COMPLETED, "ExitCode": 0}
+    used = {
+        "RemoteUserCpu": 1.5,
+        "RemoteSysCpu": 0.25,
+        "ResidentSetSize": 2048,
+        "RemoteWallClockTime": 3.0,
+        "LastRemoteHost": "slot1@node7",
+    }
+    obs = observe.observe(_attempt(JobState.RUNNING), {**done, **used})
+    assert obs.usage == Usage(1.75, 2048 * 1024, 3.0, "node7")
+    hostile = {"RemoteUserCpu": True, "ResidentSetSize": -1, "RemoteWallClockTime": "3"}
+    assert observe.observe(_attempt(JobState.RUNNING), {**done, **hostile}).usage is None
+    assert observe.observe(_attempt(JobState.RUNNING), done).usage is None
+
+
+def test_gpus_are_requested_and_mpi_layouts_refused() -> None:
+    spec = JobSpec(command=("true",), resources={"gpus": 2})
+    (group,) = render.plan([_attempt(spec=spec)], None)
+    assert render.description(group, "r" * 32, "spool")["request_gpus"] == "2"
+    plain = render.plan([_attempt()], None)[0]
+    assert "request_gpus" not in render.description(plain, "r" * 32, "spool")
+    options = CondorBackend.check_options("condor", {})
+    CondorBackend.check_job(spec, options)
+    for resources in ({"nodes": 2}, {"tasks_per_node": 4}):
+        mpi = JobSpec(command=("true",), resources=resources)
+        with pytest.raises(InvalidSpec, match="parallel universe"):
+            CondorBackend.check_job(mpi, options)

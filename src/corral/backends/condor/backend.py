@@ -29,6 +29,7 @@ from corral.backends.base import (
     JobOptions,
     Report,
     Submitted,
+    refuse_resources,
 )
 from corral.backends.condor import observe, render
 from corral.backends.condor.options import CondorJobOptions, CondorOptions
@@ -62,6 +63,7 @@ class CondorBackend(BlockingBackend):
     JobOptions: ClassVar[type[JobOptions]] = CondorJobOptions
     extra: ClassVar[str | None] = "condor"
     can_hold: ClassVar[bool] = True
+    honours: ClassVar[frozenset[str]] = frozenset({"gpus"})  # request_gpus
     options: CondorOptions
 
     def __init__(self, config: BackendConfig) -> None:
@@ -75,6 +77,13 @@ class CondorBackend(BlockingBackend):
     @classmethod
     def check_job(cls, spec: JobSpec, options: BackendOptions) -> None:
         cls.job_options(spec)
+        res = spec.resources
+        if (res.nodes or 1) > 1 or (res.tasks_per_node or 1) > 1:
+            raise InvalidSpec(
+                "resources.nodes/tasks_per_node: MPI layouts need HTCondor's parallel universe, "
+                "which the condor backend does not use (ask for cpus on one node instead)"
+            )
+        refuse_resources(cls, spec)
         if getattr(options, "mode", "spool") == "spool" and spec.working_dir is not None:
             raise InvalidSpec(
                 "working_dir: spool mode runs jobs in HTCondor's scratch dir "

@@ -17,9 +17,10 @@ JobStatus: 1 idle -> submitted; 2 running, 6 transferring output, 7 suspended ->
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from corral.records import Attempt, Observation
+from corral.records import Attempt, Observation, Usage
 from corral.states import JobState
 
 IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
@@ -70,14 +71,39 @@ def observe(attempt: Attempt, ad: Ad) -> Observation:
         if ad.get("ExitBySignal") is True:
             signal = ad.get("ExitSignal")
             sig = signal if isinstance(signal, int) else None
-            return Observation.ended(attempt.uuid, None, signal=sig, native_id=native)
+            obs = Observation.ended(attempt.uuid, None, signal=sig, native_id=native)
+            return replace(obs, usage=usage(ad))
         code = ad.get("ExitCode")
-        return Observation.ended(
+        obs = Observation.ended(
             attempt.uuid, code if isinstance(code, int) else None, native_id=native
         )
+        return replace(obs, usage=usage(ad))
     if status == HELD:
         return _held(attempt, ad)
     return Observation(attempt.uuid, JobState.UNKNOWN, f"JobStatus {status!r}", native_id=native)
+
+
+def _number(ad: Ad, key: str) -> float | None:
+    value = ad.get(key)  # (a job's ad is hostile input: only finite non-negative numbers count)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value < 1e15 else None
+
+
+def usage(ad: Ad) -> Usage | None:
+    """What a completed job used, from its ad: RemoteUserCpu + RemoteSysCpu (s), ResidentSetSize
+    (KiB, the peak HTCondor measured), RemoteWallClockTime (s), LastRemoteHost (slot@host)."""
+    user, system = _number(ad, "RemoteUserCpu"), _number(ad, "RemoteSysCpu")
+    cpu = None if user is None and system is None else (user or 0.0) + (system or 0.0)
+    rss = _number(ad, "ResidentSetSize")
+    host = ad.get("LastRemoteHost")
+    found = Usage(
+        cpu_seconds=cpu,
+        max_rss_bytes=None if rss is None else int(rss) * 1024,
+        wall_seconds=_number(ad, "RemoteWallClockTime"),
+        host=host.rpartition("@")[2][:255] or None if isinstance(host, str) else None,
+    )
+    return None if found.empty and found.host is None else found
 
 
 def _held(attempt: Attempt, ad: Ad) -> Observation:

@@ -33,6 +33,7 @@ MARKER = "condor-submit"
 PROJECTION = [
     "ClusterId", "ProcId", "JobStatus", "HoldReasonCode", "HoldReasonSubCode", "HoldReason",
     "ExitCode", "ExitBySignal", "ExitSignal", "RemoveReason", "NumJobStarts", LABEL,
+    "RemoteUserCpu", "RemoteSysCpu", "ResidentSetSize", "RemoteWallClockTime", "LastRemoteHost",
 ]  # fmt: skip
 """The attributes every status query asks for (a projection: never whole job ads)."""
 _UNSAFE = set('",\n\r\t$;')
@@ -47,6 +48,7 @@ class Group:
     memory_mb: int | None
     walltime: int | None
     requirements: str | None
+    gpus: int | None = None
 
     def native_ids(self, cluster: int) -> dict[str, str]:
         return {a.uuid: f"{cluster}.{i}" for i, a in enumerate(self.attempts)}
@@ -59,13 +61,14 @@ def unsafe_path(path: Path) -> bool:
 
 def plan(attempts: Sequence[Attempt], requirements: str | None) -> list[Group]:
     """Group attempts by what the submit description holds for a whole cluster."""
-    groups: dict[tuple[int, int | None, int | None, str | None], list[Attempt]] = {}
+    groups: dict[tuple[int, int | None, int | None, str | None, int | None], list[Attempt]] = {}
     for attempt in attempts:
         res = attempt.spec.resources
         job_req = attempt.spec.backend_options.get("requirements")
         parts = [r for r in (requirements, job_req) if isinstance(r, str) and r]
         req = " && ".join(f"({r})" for r in parts) or None
-        groups.setdefault((res.cpus, res.memory_mb, res.walltime, req), []).append(attempt)
+        key = (res.cpus, res.memory_mb, res.walltime, req, res.gpus or None)
+        groups.setdefault(key, []).append(attempt)
     return [Group(tuple(members), *key) for key, members in groups.items()]
 
 
@@ -97,6 +100,8 @@ def description(group: Group, registry: str, mode: str) -> dict[str, str]:
         desc.update(should_transfer_files="NO", getenv="False")
     if group.memory_mb is not None:
         desc["request_memory"] = str(group.memory_mb)
+    if group.gpus:
+        desc["request_gpus"] = str(group.gpus)
     if group.walltime is not None:
         desc["allowed_execute_duration"] = str(group.walltime)
     if group.requirements:
