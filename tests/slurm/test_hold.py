@@ -5,6 +5,7 @@ released; a running job is refused, by the session (its state) and by the backen
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,11 @@ def slurm_home(home: Path) -> Path:
     return home
 
 
+def pending_reasons(ids: str) -> set[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%r", "-j", ids], capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
 def test_a_queued_sweep_is_held_and_released(slurm_home: Path) -> None:
     with Session(load_settings()) as session:
         job = session.submit(
@@ -41,7 +47,10 @@ def test_a_queued_sweep_is_held_and_released(slurm_home: Path) -> None:
         result = run_corral(slurm_home, "hold", str(job), "--json")
         assert result.code == 0, result.err
         assert '"held": ["1.0", "1.1", "1.2"]' in result.out
-        assert wait_until(lambda: all(s.reason == "held: JobHeldUser" for s in subs()), 30)
+        # the reason is the hold's at once; the monitor's next squeue may say "JobHeldUser"
+        assert wait_until(lambda: all(s.reason.startswith("held: ") for s in subs()), 30)
+        ids = ",".join(s.native_id or "" for s in subs())
+        assert wait_until(lambda: pending_reasons(ids) == {"JobHeldUser"}, 60)  # Slurm's own
         assert all(s.state == JobState.SUBMITTED for s in subs())
         released = session.release(job)
         assert len(released.done) == 3 and not released.refused

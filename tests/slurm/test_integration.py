@@ -153,7 +153,7 @@ def test_a_pending_job_cancelled_by_someone_else_is_killed(harness: Harness) -> 
 
     job = run(go())
     assert job.state == JobState.KILLED
-    assert log[job.uuid][0].reason == "pending (JobHeldUser)"
+    assert log[job.uuid][0].reason == "held: JobHeldUser"
     assert log[job.uuid][-1].reason.startswith("CANCELLED")
     assert read_run_files(job.attempt_dir).run is None  # it never ran: no status files
 
