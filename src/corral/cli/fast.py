@@ -124,8 +124,8 @@ def ls(args: list[str]) -> bool:
             parsed.one("newer_than"),
         )
         settings = load_settings(overrides(parsed), origin="flag --set/--home")
-        text = ls_text.listing_text(settings.registry, filt, parsed.as_json)
+        parts = ls_text.listing_text(settings.registry, filt, parsed.as_json)
     except Exception:  # every error is the full path's to report, in its own words
         return False
-    ls_text.write_listing(text, filt, parsed.as_json)
+    ls_text.write_listing(parts, filt, parsed.as_json)
     return True

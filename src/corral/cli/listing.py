@@ -73,8 +73,8 @@ def ls(
 ) -> None:
     """List jobs, one line each, with subjob counts per state (every match: no limit)."""
     filt = job_filter(ids, states, names, tags, backends, older_than, newer_than)
-    text = ls_text.listing_text(state(ctx).settings().registry, filt, as_json)
-    ls_text.write_listing(text, filt, as_json)
+    parts = ls_text.listing_text(state(ctx).settings().registry, filt, as_json)
+    ls_text.write_listing(parts, filt, as_json)
 
 
 def show(

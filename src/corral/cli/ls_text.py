@@ -23,8 +23,9 @@ STATE_COLORS = {
 """How a terminal shows a state in ``corral ls``."""
 
 
-def listing_text(registry: Path, filt: Selection, as_json: bool) -> str:
-    """Everything ``corral ls`` writes on stdout (None reader: no registry, none is made)."""
+def listing_text(registry: Path, filt: Selection, as_json: bool) -> list[str]:
+    """Everything ``corral ls`` writes on stdout, in pieces (a listing of 100,000 jobs is tens
+    of MB: joining them would copy it all once more). No registry: none is made."""
     reader = summary.open_reader(registry)
     try:
         return ls_json(reader, filt) if as_json else ls_table(reader, filt)
@@ -33,26 +34,27 @@ def listing_text(registry: Path, filt: Selection, as_json: bool) -> str:
             reader.close()
 
 
-def write_listing(text: str, filt: Selection, as_json: bool) -> None:
+def write_listing(parts: list[str], filt: Selection, as_json: bool) -> None:
     """Print a listing, with a hint on a terminal's stderr when it lists no job."""
-    sys.stdout.write(text)
-    if not as_json and text.count("\n") == 1 and sys.stderr.isatty():
+    for part in parts:
+        sys.stdout.write(part)
+    if not as_json and len(parts) == 1 and sys.stderr.isatty():  # the header alone
         print(
             "no jobs match" if not filt.empty else "no jobs yet: try 'corral demo'", file=sys.stderr
         )
 
 
-def ls_json(reader: ListingReader | None, filt: Selection) -> str:
+def ls_json(reader: ListingReader | None, filt: Selection) -> list[str]:
     if reader is None:  # no registry yet: no jobs, and no monitor ever wrote health
-        return '{"schema": 1, "jobs": []}\n'
+        return ['{"schema": 1, "jobs": []}\n']
     jobs = reader.listing_json(filt, time.time())
     down = json.dumps(reader.down_backends())
-    return '{"schema": 1, "jobs": ' + jobs + ', "backends_down": ' + down + "}\n"
+    return ['{"schema": 1, "jobs": ', jobs, ', "backends_down": ' + down + "}\n"]
 
 
-def ls_table(reader: ListingReader | None, filt: Selection) -> str:
+def ls_table(reader: ListingReader | None, filt: Selection) -> list[str]:
     if reader is None:
-        return summary.listing_header(summary.EMPTY) + "\n"
+        return [summary.listing_header(summary.EMPTY) + "\n"]
     now = time.time()
     w = reader.widths(any(i.sub is not None for i in filt.ids))
     down = reader.down_backends()  # a few rows: "slurm (down)" in BACKEND
@@ -62,7 +64,8 @@ def ls_table(reader: ListingReader | None, filt: Selection) -> str:
     body = reader.listing(filt, now, w, down=down)
     if body and sys.stdout.isatty() and "NO_COLOR" not in os.environ:
         body = colour_states(body, w)
-    return summary.listing_header(w) + "\n" + (body + "\n" if body else "")
+    header = summary.listing_header(w) + "\n"
+    return [header, body, "\n"] if body else [header]
 
 
 def colour_states(body: str, w: summary.Widths) -> str:

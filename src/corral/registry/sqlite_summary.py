@@ -117,12 +117,15 @@ class SQLiteReader:
         return text
 
     def listing_json(self, filt: Selection, now: float) -> str:
-        try:
-            return self._read(lambda c: listing_json(c, filt, now))
-        except RegistryError as exc:
-            if not isinstance(exc.__cause__, sqlite3.OperationalError) or "JSON" not in str(exc):
-                raise
-        return self._read(lambda c: listing_json(c, filt, now, exact=True))
+        def query(conn: sqlite3.Connection) -> str:
+            try:
+                return listing_json(conn, filt, now)
+            except sqlite3.OperationalError as exc:  # (not a schema to migrate: see `exact`)
+                if "JSON" not in str(exc):
+                    raise
+            return listing_json(conn, filt, now, exact=True)
+
+        return self._read(query)
 
     def summaries(self, filt: Selection) -> list[JobSummary]:
         return self._read(lambda c: summaries(c, filt))
