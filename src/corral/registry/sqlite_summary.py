@@ -89,6 +89,8 @@ class SQLiteReader:
             f"file:{path}?mode=ro", uri=True, timeout=60, check_same_thread=False
         )
         conn.isolation_level = None  # autocommit: every statement sees the latest commit
+        # Pages mapped, not copied by read(): a listing reads the whole table.
+        conn.execute("PRAGMA mmap_size = 268435456")
         conn.create_function("printable", 1, _printable, deterministic=True)
         conn.create_function("tags_json", 1, _tags_json, deterministic=True)
         return cls(path, conn)
