@@ -174,3 +174,24 @@ def test_fast_ls_imports_neither_typer_nor_pydantic(home: Path) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.stderr.strip() == "0 []"
+
+
+@pytest.mark.parametrize("args", [["ls"], ["ls", "--json"]])
+def test_fast_ls_into_a_closed_pipe_exits_like_the_full_verb(home: Path, args: list[str]) -> None:
+    seed(home, 3000)  # more than a pipe holds, so the write meets the closed end
+    found = []
+    for full in (False, True):
+        env = {k: v for k, v in os.environ.items() if k != "CORRAL_DEBUG"}
+        env.update(CORRAL_HOME=str(home), **({"CORRAL_DEBUG": "0"} if full else {}))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "corral.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.read(10)
+        proc.stdout.close()  # as `| head -c 10` does
+        err = proc.stderr.read()
+        found.append((proc.wait(timeout=60), err))
+    assert found[0] == found[1] == (1, b"")

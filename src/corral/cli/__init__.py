@@ -45,9 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from corral.cli import fast
 
-        if tail is None and fast.ls(args):  # a plain `corral ls`, without Typer
-            return 0
-        return _full(args, tail, debug)
+        code = fast.ls(args) if tail is None else None  # a plain `corral ls`, without Typer
+        return _full(args, tail, debug) if code is None else code
     except BaseException as exc:  # the one boundary where every failure becomes an exit code
         return _failed(exc, debug)
 

@@ -13,10 +13,12 @@ which prints what it always prints. Both print through ``corral.cli.ls_text``;
 
 from __future__ import annotations
 
+import errno
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 _GLOBAL = {"--home": "home", "--set": "set"}
 _LS = {
@@ -103,11 +105,12 @@ def overrides(parsed: LsArgs) -> dict[str, Any]:
     return found
 
 
-def ls(args: list[str]) -> bool:
-    """Run ``corral ls`` the lean way; False if it must run the full way (nothing printed)."""
+def ls(args: list[str]) -> int | None:
+    """Run ``corral ls`` the lean way and return its exit code; None if it must run the full
+    way (nothing printed then)."""
     parsed = parse(args)
     if parsed is None:
-        return False
+        return None
     from corral.cli import ls_text
 
     try:
@@ -126,6 +129,31 @@ def ls(args: list[str]) -> bool:
         settings = load_settings(overrides(parsed), origin="flag --set/--home")
         parts = ls_text.listing_text(settings.registry, filt, parsed.as_json)
     except Exception:  # every error is the full path's to report, in its own words
-        return False
-    ls_text.write_listing(parts, filt, parsed.as_json)
-    return True
+        return None
+    try:
+        ls_text.write_listing(parts, filt, parsed.as_json)
+    except OSError as exc:  # a closed pipe (`corral ls | head`): 1, quietly, as Typer does
+        if exc.errno != errno.EPIPE:
+            raise
+        sys.stdout = cast(TextIO, _Pacified(sys.stdout))
+        sys.stderr = cast(TextIO, _Pacified(sys.stderr))
+        return 1
+    return 0
+
+
+class _Pacified:
+    """A stream whose flush ignores a closed pipe (Click's ``PacifyFlushWrapper``): the
+    interpreter flushes stdout once more on exit."""
+
+    def __init__(self, wrapped: TextIO) -> None:
+        self.wrapped = wrapped
+
+    def flush(self) -> None:
+        try:
+            self.wrapped.flush()
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
