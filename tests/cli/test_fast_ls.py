@@ -193,5 +193,6 @@ def test_fast_ls_into_a_closed_pipe_exits_like_the_full_verb(home: Path, args: l
         proc.stdout.read(10)
         proc.stdout.close()  # as `| head -c 10` does
         err = proc.stderr.read()
+        proc.stderr.close()
         found.append((proc.wait(timeout=60), err))
     assert found[0] == found[1] == (1, b"")
