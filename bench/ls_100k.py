@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -106,16 +107,23 @@ def seed(home: Path, count: int) -> int:
     return len(rows)
 
 
-def time_cli(home: Path, args: list[str], runs: int) -> tuple[list[float], int]:
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def time_cli(home: Path, args: list[str], runs: int) -> tuple[list[float], list[float], int]:
+    """Wall and CPU seconds (user + system) of ``runs`` fresh ``corral`` processes."""
     env = dict(os.environ, CORRAL_HOME=str(home))
     corral = shutil.which("corral", path=str(Path(sys.executable).parent)) or "corral"
-    times, lines = [], 0
+    times, cpu, lines = [], [], 0
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), _children_cpu()
         done = subprocess.run([corral, *args], env=env, stdout=subprocess.PIPE, check=True)
         times.append(time.perf_counter() - start)
+        cpu.append(_children_cpu() - start_cpu)
         lines = done.stdout.count(b"\n")
-    return times, lines
+    return times, cpu, lines
 
 
 def main() -> int:
@@ -131,6 +139,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="corral-ls-bench-"))
+    home.mkdir(parents=True, exist_ok=True)
     if not args.plain_config:
         (home / "config.toml").write_text(
             '[backends.local]\nmax_cpus = 4\n[backends.gpu]\ntype = "slurm"\npartition = "gpu"\n'
@@ -143,10 +152,11 @@ def main() -> int:
         ("corral ls --json", ["ls", "--json"]),
         ("corral ls --state failed", ["ls", "--state", "failed"]),
     ):
-        times, lines = time_cli(home, cli_args, args.runs)
+        times, cpu, lines = time_cli(home, cli_args, args.runs)
         print(
             f"{label:28} {lines:>7,} lines   best {min(times):.3f} s   "
-            f"median {statistics.median(times):.3f} s   ({args.runs} cold runs)"
+            f"median {statistics.median(times):.3f} s   cpu best {min(cpu):.3f} s   "
+            f"({args.runs} cold runs, load {os.getloadavg()[0]:.2f})"
         )
     if args.home is None:
         shutil.rmtree(home, ignore_errors=True)

@@ -11,8 +11,6 @@ import os
 import sys
 import traceback
 
-from corral.cli.errors import INTERRUPTED, NoArgsIsHelpError, exit_code, message
-
 
 def split_tail(args: list[str]) -> tuple[list[str], list[str] | None]:
     """Split ``corral submit [options] -- cmd args...`` at the first ``--``: the command after
@@ -45,34 +43,48 @@ def main(argv: list[str] | None = None) -> int:
     args, tail = split_tail(list(sys.argv[1:] if argv is None else argv))
     debug = _wants_debug(args)
     try:
-        import typer
+        from corral.cli import fast
 
-        from corral.cli.app import COMMANDS, build
-        from corral.cli.common import CliState
+        code = fast.ls(args) if tail is None else None  # a plain `corral ls`, without Typer
+        return _full(args, tail, debug) if code is None else code
+    except BaseException as exc:  # the one boundary where every failure becomes an exit code
+        return _failed(exc, debug)
 
-        verb = _verb(args)
-        command = typer.main.get_command(build(verb if verb in COMMANDS else None))
-        result = command.main(
-            args=args,
-            prog_name="corral",
-            standalone_mode=False,
-            obj=CliState(tail=tail, debug=debug),
-        )
-        code = result if isinstance(result, int) else 0
-        if code == INTERRUPTED:
-            print("corral: interrupted", file=sys.stderr)
-        return code
-    except NoArgsIsHelpError as exc:
+
+def _full(args: list[str], tail: list[str] | None, debug: bool) -> int:
+    import typer
+
+    from corral.cli.app import COMMANDS, build
+    from corral.cli.common import CliState
+    from corral.cli.errors import INTERRUPTED
+
+    verb = _verb(args)
+    command = typer.main.get_command(build(verb if verb in COMMANDS else None))
+    result = command.main(
+        args=args,
+        prog_name="corral",
+        standalone_mode=False,
+        obj=CliState(tail=tail, debug=debug),
+    )
+    code = result if isinstance(result, int) else 0
+    if code == INTERRUPTED:
+        print("corral: interrupted", file=sys.stderr)
+    return code
+
+
+def _failed(exc: BaseException, debug: bool) -> int:
+    from corral.cli.errors import NoArgsIsHelpError, exit_code, message
+
+    if isinstance(exc, NoArgsIsHelpError):
         print(exc.format_message())
         return 0
-    except SystemExit as exc:  # e.g. a closed pipe (`corral ls | head`)
+    if isinstance(exc, SystemExit):  # e.g. a closed pipe (`corral ls | head`)
         return exc.code if isinstance(exc.code, int) else 1
-    except BaseException as exc:  # the one boundary where every failure becomes an exit code
-        cause = _unwrap(exc)
-        print(f"corral: {message(cause)}", file=sys.stderr)
-        if debug:
-            traceback.print_exception(exc)
-        return exit_code(cause)
+    cause = _unwrap(exc)
+    print(f"corral: {message(cause)}", file=sys.stderr)
+    if debug:
+        traceback.print_exception(exc)
+    return exit_code(cause)
 
 
 def _unwrap(exc: BaseException) -> BaseException:

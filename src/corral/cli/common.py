@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Coroutine
@@ -18,15 +17,18 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from corral.cli.filters import job_filter as job_filter
+from corral.cli.filters import parse_duration as parse_duration
+from corral.cli.filters import parse_ids as parse_ids
+from corral.cli.filters import parse_states as parse_states
 from corral.errors import InvalidInput, NotFound
-from corral.records import JobId
-from corral.selection import Selection
-from corral.states import ACTIVE, FINAL, JobState
+from corral.states import JobState
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from corral.config import Settings
+    from corral.selection import Selection
     from corral.session import AsyncSession, MonitorMode
 
 T = TypeVar("T")
@@ -108,55 +110,6 @@ Backends = Annotated[
 Json = Annotated[
     bool, typer.Option("--json", help="Machine-readable output (schema 1, see docs/cli.md).")
 ]
-
-
-def parse_ids(values: list[str] | None) -> tuple[JobId, ...]:
-    return tuple(JobId.parse(v) for v in values or ())
-
-
-def parse_states(values: list[str] | None) -> tuple[JobState, ...]:
-    found: list[JobState] = []
-    known: dict[str, tuple[JobState, ...]] = {s.value: (s,) for s in JobState}
-    known.update(active=tuple(sorted(ACTIVE)), final=tuple(sorted(FINAL)))
-    for value in values or ():
-        for word in filter(None, (w.strip().lower() for w in value.split(","))):
-            if word not in known:
-                raise InvalidInput(f"unknown state {word!r} (states: {', '.join(known)})")
-            found += [s for s in known[word] if s not in found]
-    return tuple(found)
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str, what: str) -> float:
-    """'90', '90s', '30m', '2h', '7d', '1w' -> seconds."""
-    match = _DURATION.match(text.lower())
-    if not match:
-        raise InvalidInput(f"{what}: not a duration like 30s, 10m, 2h or 7d: {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def job_filter(
-    ids: list[str] | None = None,
-    states: list[str] | None = None,
-    names: list[str] | None = None,
-    tags: list[str] | None = None,
-    backends: list[str] | None = None,
-    older_than: str | None = None,
-    newer_than: str | None = None,
-) -> Selection:
-    """The filter named by the shared options (validated: bad input raises ``InvalidInput``)."""
-    return Selection(
-        ids=parse_ids(ids),
-        states=parse_states(states),
-        names=tuple(names or ()),
-        tags=tuple(tags or ()),
-        backends=tuple(backends or ()),
-        older_than=None if older_than is None else parse_duration(older_than, "--older-than"),
-        newer_than=None if newer_than is None else parse_duration(newer_than, "--newer-than"),
-    )
 
 
 def require_target(filt: Selection, verb: str) -> None:

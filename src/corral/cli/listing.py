@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
-import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from corral.cli import ls_text
 from corral.cli.common import (
     Backends,
     Ids,
@@ -32,17 +29,15 @@ from corral.cli.common import (
     when,
     write_text,
 )
+from corral.cli.ls_text import STATE_COLORS as STATE_COLORS
+from corral.cli.ls_text import colour_states as colour_states
 from corral.errors import InvalidInput
-from corral.printable import printable
 from corral.records import Usage
-from corral.registry import summary
-from corral.selection import Selection
 from corral.views import outputs_of, show_view
 
 if TYPE_CHECKING:
     from corral.cli import health_view
     from corral.records import JobRecord, Transition
-    from corral.registry.summary import ListingReader
 
 OlderThan = Annotated[
     str | None,
@@ -78,59 +73,8 @@ def ls(
 ) -> None:
     """List jobs, one line each, with subjob counts per state (every match: no limit)."""
     filt = job_filter(ids, states, names, tags, backends, older_than, newer_than)
-    # None: no registry yet, and reading must not create one
-    reader = summary.open_reader(state(ctx).settings().registry)
-    try:
-        text = _ls_json(reader, filt) if as_json else _ls_table(reader, filt)
-    finally:
-        if reader is not None:
-            reader.close()
-    sys.stdout.write(text)
-    if not as_json and text.count("\n") == 1 and sys.stderr.isatty():
-        print(
-            "no jobs match" if not filt.empty else "no jobs yet: try 'corral demo'", file=sys.stderr
-        )
-
-
-def _ls_json(reader: ListingReader | None, filt: Selection) -> str:
-    if reader is None:  # no registry yet: no jobs, and no monitor ever wrote health
-        return '{"schema": 1, "jobs": []}\n'
-    jobs = reader.listing_json(filt, time.time())
-    down = json.dumps(reader.down_backends())
-    return '{"schema": 1, "jobs": ' + jobs + ', "backends_down": ' + down + "}\n"
-
-
-_ANSI = {"completed": "32", "failed": "31", "killed": "35", "running": "36", "completing": "36"}
-STATE_COLORS = {
-    state: (f"\x1b[{code}m", "\x1b[0m") for state, code in {**_ANSI, "unknown": "33"}.items()
-}
-"""How a terminal shows a state in ``corral ls``."""
-
-
-def _ls_table(reader: ListingReader | None, filt: Selection) -> str:
-    if reader is None:
-        return summary.listing_header(summary.EMPTY) + "\n"
-    now = time.time()
-    w = reader.widths(any(i.sub is not None for i in filt.ids))
-    down = reader.down_backends()  # a few rows: "slurm (down)" in BACKEND
-    if down:
-        shown = (len(printable(n)) + len(summary.DOWN_MARK) for n in down)
-        w = replace(w, backend=max(w.backend, *shown))
-    body = reader.listing(filt, now, w, down=down)
-    if body and sys.stdout.isatty() and "NO_COLOR" not in os.environ:
-        body = colour_states(body, w)
-    return summary.listing_header(w) + "\n" + (body + "\n" if body else "")
-
-
-def colour_states(body: str, w: summary.Widths) -> str:
-    """The lines of a listing with each STATE in its terminal colour (``STATE_COLORS``)."""
-    at, end = w.state_at, w.state_at + w.state
-    lines = body.split("\n")
-    for i, line in enumerate(lines):
-        style = STATE_COLORS.get(line[at:end].rstrip())
-        if style is not None:
-            lines[i] = f"{line[:at]}{style[0]}{line[at:end]}{style[1]}{line[end:]}"
-    return "\n".join(lines)
+    parts = ls_text.listing_text(state(ctx).settings().registry, filt, as_json)
+    ls_text.write_listing(parts, filt, as_json)
 
 
 def show(

@@ -89,6 +89,8 @@ class SQLiteReader:
             f"file:{path}?mode=ro", uri=True, timeout=60, check_same_thread=False
         )
         conn.isolation_level = None  # autocommit: every statement sees the latest commit
+        # Pages mapped, not copied by read(): a listing reads the whole table.
+        conn.execute("PRAGMA mmap_size = 268435456")
         conn.create_function("printable", 1, _printable, deterministic=True)
         conn.create_function("tags_json", 1, _tags_json, deterministic=True)
         return cls(path, conn)
@@ -117,12 +119,15 @@ class SQLiteReader:
         return text
 
     def listing_json(self, filt: Selection, now: float) -> str:
-        try:
-            return self._read(lambda c: listing_json(c, filt, now))
-        except RegistryError as exc:
-            if not isinstance(exc.__cause__, sqlite3.OperationalError) or "JSON" not in str(exc):
-                raise
-        return self._read(lambda c: listing_json(c, filt, now, exact=True))
+        def query(conn: sqlite3.Connection) -> str:
+            try:
+                return listing_json(conn, filt, now)
+            except sqlite3.OperationalError as exc:  # (not a schema to migrate: see `exact`)
+                if "JSON" not in str(exc):
+                    raise
+            return listing_json(conn, filt, now, exact=True)
+
+        return self._read(query)
 
     def summaries(self, filt: Selection) -> list[JobSummary]:
         return self._read(lambda c: summaries(c, filt))
@@ -274,22 +279,30 @@ def listing_json(
     With ``exact`` the tags are encoded by Python (``tags_json``), for stored tags that hold
     control characters, which the fast way cannot escape."""
     where, params = sql_where(filt, now)
-    # Tags are stored as ",a,b,": escape backslashes and quotes, then split on commas.
+    # Tags are stored as ",a,b,": none, one (json_array escapes it), or several: escape
+    # backslashes and quotes, then split on commas (json() refuses a control character).
+    # A JSON value keeps its type through CASE but not through a subquery: json() restores it.
+    many = (
+        "'[\"' || replace(replace(replace(trim(t.tags, ','), '\\', '\\\\'), '\"', '\\\"'), "
+        "',', '\",\"') || '\"]'"
+    )
     tags = (
-        "CASE WHEN t.tags = '' THEN '[]' ELSE '[\"' || replace(replace(replace("
-        "trim(t.tags, ','), '\\', '\\\\'), '\"', '\\\"'), ',', '\",\"') || '\"]' END"
+        "CASE WHEN t.tags = '' THEN json_array() "
+        "WHEN instr(substr(t.tags, 2), ',') = length(t.tags) - 1 "
+        f"THEN json_array(substr(t.tags, 2, length(t.tags) - 2)) ELSE json({many}) END"
     )
     if exact:
-        tags = "tags_json(t.tags)"
+        tags = "json(tags_json(t.tags))"
     counts = (
-        "CASE WHEN t.subjobs > 0 THEN (SELECT json_group_object(state, n) FROM ("
+        "CASE WHEN t.subjobs > 0 THEN json((SELECT json_group_object(state, n) FROM ("
         "SELECT s.state, count(*) AS n FROM jobs AS s WHERE s.job_id = t.job_id "
-        "AND s.sub >= 0 GROUP BY s.state)) ELSE json_object(t.state, 1) END"
+        "AND s.sub >= 0 GROUP BY s.state))) ELSE json_object(t.state, 1) END"
     )
+    job_id = _ID_SQL if any(i.sub is not None for i in filt.ids) else "CAST(t.job_id AS TEXT)"
     row = (
-        f"json_object('id', {_ID_SQL}, 'name', t.name, 'state', t.state, "
-        f"'backend', t.backend, 'tags', json({tags}), 'subjobs', t.subjobs, "
-        f"'counts', json({counts}), 'created_at', t.created_at, 'updated_at', t.updated_at, "
+        f"json_object('id', {job_id}, 'name', t.name, 'state', t.state, "
+        f"'backend', t.backend, 'tags', {tags}, 'subjobs', t.subjobs, "
+        f"'counts', {counts}, 'created_at', t.created_at, 'updated_at', t.updated_at, "
         "'exit_code', t.exit_code, 'signal', t.signal, 'reason', t.reason)"
     )
     query = (
