@@ -21,6 +21,13 @@ FILE = 0o600
 def makedirs(path: Path) -> None:
     """``mkdir -p`` where every dir it creates is 0700 (``Path.mkdir(parents=True)`` gives the
     parents the umask's mode)."""
+    try:  # (the usual case, a new dir in an existing one: one mkdir, no probing stats)
+        os.mkdir(path, DIR)
+    except (FileExistsError, FileNotFoundError):
+        pass  # there already (checked below, as before: a dangling link is not a dir), or deeper
+    else:
+        os.chmod(path, DIR)
+        return
     missing = []
     probe = path
     while not probe.exists():

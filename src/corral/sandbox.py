@@ -109,10 +109,11 @@ def claim(attempt_dir: Path, uuid: str) -> None:
     registry emptied or sharing ``work_dir``) is an error, never "already ran"."""
     marker = attempt_dir / OWNER
     try:
-        owner = read_small(marker)
-        if owner is None and modes.create_once(marker, uuid + "\n"):
+        # create_once never replaces (a link, a FIFO, a file there: False), so trying it first
+        # saves reading a marker that a new attempt dir cannot have yet.
+        if modes.create_once(marker, uuid + "\n"):
             return
-        owner = read_small(marker)  # another preparation just wrote it
+        owner = read_small(marker)  # there before, or another preparation just wrote it
     except Untrusted as exc:
         raise Sabotaged(f"the attempt dir's owner marker: {exc}") from exc
     if (owner or "").strip() != uuid:

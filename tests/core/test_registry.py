@@ -256,3 +256,15 @@ def test_ids_are_never_reused_after_rm_of_the_newest(tmp_path: Path) -> None:
         assert again.registry_uuid == uuid  # made once, kept
     finally:
         again.close()
+
+
+def test_get_many_mixes_jobs_and_subjobs_in_the_order_asked(reg: Registry) -> None:
+    plain = [reg.add(parse_spec({"command": ["true"], "name": f"j{i}"}), []) for i in range(250)]
+    master = add_sweep(reg, 2)
+    asked = [JobId(master.job, 1), plain[249], master, *plain[:230], JobId(master.job, 0)]
+    found = reg.get_many(asked)
+    assert [r.id for r in found] == asked
+    assert [r.spec.name for r in found[1:4]] == ["j249", "job", "j0"]
+    assert found[2].counts == {S.NEW: 2} and found[0].counts == {}
+    with pytest.raises(NotFound, match="no job 1.0"):
+        reg.get_many([plain[0], JobId(1, 0)])  # a plain job has no subjob 0

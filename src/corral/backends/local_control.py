@@ -127,9 +127,10 @@ class Control:
         if self.mode != "cgroup" or self.v2_base is None:
             return
         group = self.v2_base / uuid
-        _kill_cgroup(group)
-        _rmdir(group)
-        if self.v1_memory_base is not None:
+        if not _removed(group):  # (an emptied group, the usual case, needs no kill)
+            _kill_cgroup(group)
+            _rmdir(group)
+        if self.v1_memory_base is not None and not _removed(self.v1_memory_base / uuid):
             _rmdir(self.v1_memory_base / uuid)
 
     def sweep(self, older_than: float = 300.0) -> int:
@@ -272,10 +273,23 @@ def walk_kill(group: Path) -> None:
         time.sleep(0.01)
 
 
+def _removed(path: Path) -> bool:
+    """One ``rmdir``: True if the cgroup is gone (rmdir refuses a populated cgroup, so a group
+    it removes held nothing left to kill), False if it is busy or cannot be removed."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
 def _rmdir(path: Path) -> None:
     """Remove an emptied cgroup; killed processes take a moment to leave it."""
     for delay in (0, 0.005, 0.02, 0.05, 0.1, 0.2):
-        time.sleep(delay)
+        if delay:
+            time.sleep(delay)
         try:
             path.rmdir()
             return

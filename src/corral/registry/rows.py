@@ -101,13 +101,22 @@ def transition_of(row: Row[Any]) -> Transition:
     )
 
 
+def _ids(ids: Sequence[JobId]) -> ColumnElement[bool]:
+    """These (job, sub) pairs: top-level ids as one ``IN`` (an OR of 200 pairs took SQLAlchemy
+    several ms to build and compile per query), subjob ids as pairs."""
+    tops = [i.job for i in ids if i.sub is None]
+    subs = [i for i in ids if i.sub is not None]
+    terms = [and_(jobs.c.job_id == i.job, jobs.c.sub == to_sub(i.sub)) for i in subs]
+    if tops:
+        terms.append(and_(jobs.c.job_id.in_(tops), jobs.c.sub == TOP))
+    return or_(*terms)
+
+
 def where(selection: Selection) -> ColumnElement[bool]:
     """The SQL condition, over top-level rows unless ids name subjobs."""
     clauses: list[ColumnElement[bool]] = [jobs.c.removing.is_(False)]  # (tombstones: removed)
     if selection.ids:
-        clauses.append(
-            or_(*(and_(jobs.c.job_id == i.job, jobs.c.sub == to_sub(i.sub)) for i in selection.ids))
-        )
+        clauses.append(_ids(selection.ids))
     else:
         clauses.append(jobs.c.sub == TOP)
     if selection.states:
