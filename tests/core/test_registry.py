@@ -266,5 +266,5 @@ def test_get_many_mixes_jobs_and_subjobs_in_the_order_asked(reg: Registry) -> No
     assert [r.id for r in found] == asked
     assert [r.spec.name for r in found[1:4]] == ["j249", "job", "j0"]
     assert found[2].counts == {S.NEW: 2} and found[0].counts == {}
-    with pytest.raises(NotFound, match="no job 1.0"):
+    with pytest.raises(NotFound, match=r"no job 1\.0"):
         reg.get_many([plain[0], JobId(1, 0)])  # a plain job has no subjob 0
