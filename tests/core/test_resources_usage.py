@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from corral import JobState, Session, load_settings
+from corral import JobState, Session, backends, load_settings
 from corral.backends.base import BackendBase, refuse_resources
 from corral.backends.runfiles import parse_times, usage_of
 from corral.backends.sge import render as sge_render
@@ -139,3 +139,21 @@ def test_local_gpus_are_assigned_so_that_no_two_jobs_share_a_device(
         assert t2 - t1 > 0.9  # 2 of 3 devices each: never two at once
     assert other.attempt_dir is not None
     assert (other.attempt_dir / "stdout").read_text() == "[submitter's own]\n"
+
+
+ASKED = {"gpus": 1, "nodes": 2, "tasks_per_node": 2}
+
+
+@pytest.mark.parametrize("kind", sorted(backends._entry_points()))
+@pytest.mark.parametrize("resource", sorted(ASKED))
+def test_no_backend_silently_ignores_a_resource(kind: str, resource: str) -> None:
+    """Every registered backend either declares a resource in ``honours`` or refuses a job
+    asking for it at submit: none may accept it and then not give it (the class of a bug the
+    condor backend had, whose own ``check_job`` skipped the refusal)."""
+    cls = backends.load(kind)
+    spec = JobSpec(command=("true",), resources={resource: ASKED[resource]})
+    options = cls.Options.model_construct()  # defaults: no section needed to check a job
+    if resource in cls.honours:
+        return
+    with pytest.raises(InvalidSpec, match=resource):
+        cls.check_job(spec, options)
