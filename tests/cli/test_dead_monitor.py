@@ -66,6 +66,24 @@ def following(proc: subprocess.Popen[str], home: Path) -> bool:
     return opened >= 2
 
 
+def following_steadily(proc: subprocess.Popen[str], home: Path, hold: float = 1.5) -> bool:
+    """``following`` for ``hold`` seconds in a row. With autostart off, ``wait`` first resolves
+    its ids in a short session of its own (no monitor), then opens the session that tries the
+    lock: a kill between the two would let the wait take the lock and run the monitor itself,
+    which is what a wait started with no monitor does. The brief first session cannot pass."""
+    since: float | None = None
+
+    def steady() -> bool:
+        nonlocal since
+        if not following(proc, home):
+            since = None
+            return False
+        since = time.monotonic() if since is None else since
+        return time.monotonic() - since >= hold
+
+    return wait_until(steady, 30)
+
+
 def gated(home: Path) -> list[str]:
     """A job that runs until the test lets it end (``release``): however loaded the machine,
     it is still running when the monitor is killed."""
@@ -164,7 +182,7 @@ def test_wait_exits_3_when_the_monitor_goes_and_autostart_is_off(
         assert corral("submit", "-q", "--", *gated(cli_home)).code == 0
         assert wait_until(lambda: running(corral, "1"))
         with corral_in_background(cli_home, "wait", "1") as waiting:
-            assert wait_until(lambda: following(waiting, cli_home))
+            assert following_steadily(waiting, cli_home)
             os.kill(monitor, signal.SIGKILL)
             killed = time.monotonic()
             result = finish(waiting, 30)
