@@ -76,20 +76,30 @@ def test_a_sweep_is_one_cluster_and_its_outputs_come_back(condor_home: Path) -> 
 
 def test_hold_a_queued_job_then_release_it(condor_home: Path) -> None:
     with Session(load_settings()) as session:
+        runnable_at = time.monotonic() + 30
         job = session.submit(
             {
                 "command": ["true"],
                 "backend": "condor",
-                "backend_options": {"requirements": _not_before(8)},
+                "backend_options": {"requirements": _not_before(30)},
             }
         )
         assert wait_until(lambda: session.get(job).state == JobState.SUBMITTED, 60)
-        held = corral(condor_home, "hold", str(job), "--reason", "wait for me", "--json")
+        # a job whose inputs are still being spooled (hold 16) is "already held: spooling":
+        # the user tries again, so does the test
+        tries: list[subprocess.CompletedProcess[str]] = []
+
+        def hold() -> bool:
+            tries.append(corral(condor_home, "hold", str(job), "--reason", "wait for me", "--json"))
+            return tries[-1].returncode == 0 or "spooling" not in tries[-1].stdout
+
+        assert wait_until(hold, 60, every=1)
+        held = tries[-1]
         assert held.returncode == 0, held.stderr
         assert json.loads(held.stdout)["held"] == [str(job)]
         # (a poll answered before the hold may land after it: the scheduler's word wins soon)
         assert wait_until(lambda: session.get(job).reason.startswith("held: wait for me"), 30)
-        time.sleep(10)  # past the time its requirements allow: it stays held
+        time.sleep(max(0.0, runnable_at - time.monotonic()) + 2)  # it could run now: held, it stays
         record = session.get(job)
         assert record.state == JobState.SUBMITTED
         assert record.reason.startswith("held: wait for me"), record.reason
