@@ -141,8 +141,8 @@ class SlurmBackend(BatchBackend):
     ) -> dict[str, Observation]:
         """One squeue; sacct or the exit files for the jobs that left it."""
         rows = await self._squeue(["--jobs"], parse.job_ids(_native(a) for a in attempts))
-        # jobs that ended between the read of their files and squeue: read those again
-        late = [a for a in attempts if _ended_unread(rows, a, files[a.uuid])]
+        # jobs that ended (or left) between the read of their files and squeue: read again
+        late = [a for a in attempts if _ended_unread(rows, a)]
         if late:
             files = {**files, **await asyncio.to_thread(read_all, late)}
         observed: dict[str, Observation] = {}
@@ -272,10 +272,12 @@ class SlurmBackend(BatchBackend):
         return why
 
 
-def _ended_unread(rows: Mapping[str, parse.QueueRow], attempt: Attempt, files: RunFiles) -> bool:
+def _ended_unread(rows: Mapping[str, parse.QueueRow], attempt: Attempt) -> bool:
+    """Ended (or gone) by squeue's word, so its files may have changed since they were read:
+    a run that ended meanwhile, or a requeued job's next run, whose exit replaces the killed
+    run's (that stale exit would otherwise be taken for the job's end)."""
     row = parse.lookup(rows, _native(attempt))
-    ended = row is not None and row.state not in observe.WAITING | observe.ACTIVE
-    return ended and files.exit is None
+    return row is None or row.state not in observe.WAITING | observe.ACTIVE
 
 
 def _native(attempt: Attempt) -> str:
