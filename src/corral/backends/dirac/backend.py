@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid as uuidlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,12 +61,7 @@ class DiracBackend(AsyncBackend):
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
-        # JobGroup carries the registry's uuid (32 hex, the column is String(32)) so a
-        # reconcile search never adopts another registry's jobs; short ids repeat across them
-        self.group = (
-            config.registry_uuid
-            or uuidlib.uuid5(uuidlib.NAMESPACE_URL, str(config.work_dir.resolve())).hex
-        )
+        self.group = jdl.job_group(config)
         self.client: DiracxClient | None = None
         self._rows: dict[str, observe.Row] = {}
         self._since: datetime | None = None

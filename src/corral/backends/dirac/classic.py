@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import uuid as uuidlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,10 +92,7 @@ class DiracClassicBackend(AsyncBackend):
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
-        self.group = (
-            config.registry_uuid
-            or uuidlib.uuid5(uuidlib.NAMESPACE_URL, str(config.work_dir.resolve())).hex
-        )
+        self.group = jdl.job_group(config)
         self.pool: Pool | None = None
         self._rows: dict[str, observe.Row] = {}
 

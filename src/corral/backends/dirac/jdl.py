@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import shlex
+import uuid as uuidlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from corral.backends.base import BackendConfig
 from corral.spec import JobSpec
 
 SCRIPT = "corral-script"
@@ -44,6 +46,16 @@ class JobDescription:
     input_sandbox: Sequence[str] = ()
     output_sandbox: Sequence[str] = ()
     placement: Placement = Placement()
+
+
+def job_group(config: BackendConfig) -> str:
+    """The JobGroup every job of this registry carries: the registry's uuid (32 hex; the column
+    is String(32)), so a reconcile search never adopts another registry's jobs (short ids
+    repeat across registries); a uuid of the work dir when the registry's is not known."""
+    return (
+        config.registry_uuid
+        or uuidlib.uuid5(uuidlib.NAMESPACE_URL, str(config.work_dir.resolve())).hex
+    )
 
 
 def representable(value: str) -> bool:
