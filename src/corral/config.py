@@ -67,6 +67,8 @@ class Settings:
     autostart: bool = True
     idle_exit: float = 60.0
     flush_window: float = 0.02
+    """Seconds the monitor gathers a burst: state changes into one registry transaction, and
+    submits and kills from this process into one backend cycle."""
     finalisers: int = 4
     max_subjobs: int = 50_000
     """The most subjobs one submit may make (checked before they are made)."""

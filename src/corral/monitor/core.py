@@ -254,6 +254,7 @@ class Monitor:
                 kind=kind,
                 min_interval=section.min_interval if section else config.min_interval,
                 max_interval=section.max_interval if section else config.max_interval,
+                window=self.settings.flush_window,
                 on_health=self._health_kick.set,
             )
             self._loops[name] = loop
