@@ -1,0 +1,101 @@
+"""Start detached processes without holding the GIL while they start.
+
+``os.posix_spawn`` keeps the GIL for the whole vfork-and-exec (CPython calls it without releasing
+it): about a millisecond per job in which no other thread of the monitor runs, so a thousand
+launches stalled submits, registry writes and reaping for a second. glibc's own ``posix_spawn``
+called through ``ctypes`` (which releases the GIL around foreign calls) does the same work while
+the other threads go on. ``Spawner`` holds the file actions and attributes shared by a batch
+(stdin, stdout and stderr on one fd, a new session), built once per batch.
+
+Where glibc's spawn cannot be loaded, ``os.posix_spawn`` does it, as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+
+_SETSID = 0x80  # POSIX_SPAWN_SETSID (glibc >= 2.26)
+_OPAQUE = 1024  # posix_spawn_file_actions_t and posix_spawnattr_t are < 400 bytes in glibc
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    if os.uname().sysname != "Linux":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    if not hasattr(libc, "gnu_get_libc_version"):  # (the flag's value below is glibc's)
+        return None
+    libc.posix_spawn.argtypes = [
+        ctypes.POINTER(ctypes.c_int),
+        ctypes.c_char_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_char_p),
+        ctypes.POINTER(ctypes.c_char_p),
+    ]
+    libc.posix_spawn.restype = ctypes.c_int
+    return libc
+
+
+class Spawner:
+    """Spawns processes in a new session with fds 0, 1 and 2 on ``fd``; a context manager (the
+    shared structures are freed on exit)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._libc = _glibc()
+        self._actions = ctypes.create_string_buffer(_OPAQUE)
+        self._attrs = ctypes.create_string_buffer(_OPAQUE)
+        self._ready = False
+
+    def __enter__(self) -> Spawner:
+        libc = self._libc
+        if libc is not None:
+            _check(libc.posix_spawn_file_actions_init(self._actions))
+            if libc.posix_spawnattr_init(self._attrs) != 0:
+                libc.posix_spawn_file_actions_destroy(self._actions)
+                raise OSError("posix_spawnattr_init failed")
+            self._ready = True
+            for target in (0, 1, 2):
+                _check(libc.posix_spawn_file_actions_adddup2(self._actions, self.fd, target))
+            _check(libc.posix_spawnattr_setflags(self._attrs, ctypes.c_short(_SETSID)))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._ready and self._libc is not None:
+            self._libc.posix_spawn_file_actions_destroy(self._actions)
+            self._libc.posix_spawnattr_destroy(self._attrs)
+            self._ready = False
+
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str]) -> int:
+        """The pid of ``argv`` (``argv[0]`` an absolute path) started with ``env``; OSError if
+        it could not start."""
+        libc = self._libc
+        if libc is None or not self._ready:
+            actions = [(os.POSIX_SPAWN_DUP2, self.fd, target) for target in (0, 1, 2)]
+            return os.posix_spawn(argv[0], list(argv), env, setsid=True, file_actions=actions)
+        args = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
+        pairs = [os.fsencode(f"{k}={v}") for k, v in env.items()]
+        envp = (ctypes.c_char_p * (len(pairs) + 1))(*pairs, None)
+        pid = ctypes.c_int()
+        _check(libc.posix_spawn(ctypes.byref(pid), args[0], self._actions, self._attrs, args, envp))
+        return pid.value
+
+
+def _check(code: int) -> None:
+    """posix_spawn and its helpers return an errno (0: fine), never set errno."""
+    if code != 0:
+        raise OSError(code, os.strerror(code))

@@ -1,0 +1,56 @@
+"""corral.backends.spawn: detached processes started by glibc's posix_spawn (GIL released) or,
+where that cannot load, by os.posix_spawn; both must behave alike."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from corral.backends import spawn
+
+
+@pytest.fixture(params=["glibc", "os"])
+def spawner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> spawn.Spawner:
+    if request.param == "os":
+        monkeypatch.setattr(spawn, "_glibc", lambda: None)
+    elif spawn._glibc() is None:
+        pytest.skip("no glibc here")
+    fd = os.open(os.devnull, os.O_RDWR)
+    request.addfinalizer(lambda: os.close(fd))
+    return spawn.Spawner(fd)
+
+
+def _wait(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_spawned_process_leads_its_own_session_with_the_env_given(
+    spawner: spawn.Spawner, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    # stdin is the fd given (/dev/null here): read gets end-of-file at once
+    script = f'echo "$$ $(ps -o sid= -p $$) $FOO" > {out}; read x || exit 3'
+    with spawner:
+        pid = spawner.spawn(["/bin/sh", "-c", script], {"FOO": "bar é", "PATH": "/usr/bin:/bin"})
+    assert _wait(pid) == 3
+    own, sid, value = out.read_text().split(maxsplit=2)
+    assert int(own) == pid and int(sid) == pid  # setsid: a session of its own
+    assert value.strip() == "bar é"
+    assert os.getsid(0) != pid
+
+
+def test_exit_codes_come_back_and_a_missing_program_is_an_oserror(spawner: spawn.Spawner) -> None:
+    with spawner:
+        assert _wait(spawner.spawn(["/bin/sh", "-c", "exit 7"], {})) == 7
+        with pytest.raises(OSError) as info:
+            spawner.spawn(["/nonexistent/program"], {})
+    assert info.value.errno == 2
+
+
+def test_many_spawns_reuse_one_set_of_actions(spawner: spawn.Spawner) -> None:
+    with spawner:
+        pids = [spawner.spawn(["/bin/true"], {}) for _ in range(50)]
+    assert [_wait(p) for p in pids] == [0] * 50
