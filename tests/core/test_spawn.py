@@ -4,6 +4,7 @@ where that cannot load, by os.posix_spawn; both must behave alike."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,19 @@ def test_many_spawns_reuse_one_set_of_actions(spawner: spawn.Spawner) -> None:
     with spawner:
         pids = [spawner.spawn(["/bin/true"], {}) for _ in range(50)]
     assert [_wait(p) for p in pids] == [0] * 50
+
+
+def _ignored(status: str) -> int:
+    (line,) = [x for x in status.splitlines() if x.startswith("SigIgn:")]
+    return int(line.split()[1], 16)
+
+
+def test_signals_python_ignores_are_default_again(spawner: spawn.Spawner, tmp_path: Path) -> None:
+    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN  # (Python's own start-up)
+    out = tmp_path / "status"
+    with spawner:
+        pid = spawner.spawn(["/bin/sh", "-c", f"cat /proc/self/status > {out}"], {})
+    assert _wait(pid) == 0
+    ignored = _ignored(out.read_text())
+    for number in (signal.SIGPIPE, signal.SIGXFSZ):
+        assert not ignored & (1 << (number - 1)), f"signal {number} is ignored in the child"

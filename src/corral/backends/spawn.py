@@ -5,7 +5,12 @@ it): about a millisecond per job in which no other thread of the monitor runs, s
 launches stalled submits, registry writes and reaping for a second. glibc's own ``posix_spawn``
 called through ``ctypes`` (which releases the GIL around foreign calls) does the same work while
 the other threads go on. ``Spawner`` holds the file actions and attributes shared by a batch
-(stdin, stdout and stderr on one fd, a new session), built once per batch.
+(stdin, stdout and stderr on one fd, a new session, SIGPIPE and SIGXFSZ back to their default
+actions), built once per batch.
+
+Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: without the
+reset a job's ``yes | head -n 1`` printed "Broken pipe" and a pipeline's writers lived on after
+their reader was gone (``subprocess`` resets them too: ``restore_signals``).
 
 Where glibc's spawn cannot be loaded, ``os.posix_spawn`` does it, as before.
 """
@@ -16,10 +21,14 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import signal
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 _SETSID = 0x80  # POSIX_SPAWN_SETSID (glibc >= 2.26)
+_SETSIGDEF = 0x04  # POSIX_SPAWN_SETSIGDEF
+DEFAULTED = (signal.SIGPIPE, signal.SIGXFSZ)
+"""Signals Python ignores that a job gets back at their default action."""
 _OPAQUE = 1024  # posix_spawn_file_actions_t and posix_spawnattr_t are < 400 bytes in glibc
 
 
@@ -54,19 +63,30 @@ class Spawner:
         self._libc = _glibc()
         self._actions = ctypes.create_string_buffer(_OPAQUE)
         self._attrs = ctypes.create_string_buffer(_OPAQUE)
+        self._signals = ctypes.create_string_buffer(_OPAQUE)  # a sigset_t (128 bytes in glibc)
         self._ready = False
 
     def __enter__(self) -> Spawner:
         libc = self._libc
-        if libc is not None:
-            _check(libc.posix_spawn_file_actions_init(self._actions))
-            if libc.posix_spawnattr_init(self._attrs) != 0:
-                libc.posix_spawn_file_actions_destroy(self._actions)
-                raise OSError("posix_spawnattr_init failed")
-            self._ready = True
+        if libc is None:
+            return self
+        _check(libc.posix_spawn_file_actions_init(self._actions))
+        if libc.posix_spawnattr_init(self._attrs) != 0:
+            libc.posix_spawn_file_actions_destroy(self._actions)
+            raise OSError("posix_spawnattr_init failed")
+        self._ready = True
+        try:
             for target in (0, 1, 2):
                 _check(libc.posix_spawn_file_actions_adddup2(self._actions, self.fd, target))
-            _check(libc.posix_spawnattr_setflags(self._attrs, ctypes.c_short(_SETSID)))
+            if libc.sigemptyset(self._signals) != 0 or any(
+                libc.sigaddset(self._signals, int(number)) != 0 for number in DEFAULTED
+            ):
+                raise OSError("cannot build the signal set for posix_spawn")
+            _check(libc.posix_spawnattr_setsigdefault(self._attrs, self._signals))
+            _check(libc.posix_spawnattr_setflags(self._attrs, ctypes.c_short(_SETSID | _SETSIGDEF)))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(
@@ -86,7 +106,9 @@ class Spawner:
         libc = self._libc
         if libc is None or not self._ready:
             actions = [(os.POSIX_SPAWN_DUP2, self.fd, target) for target in (0, 1, 2)]
-            return os.posix_spawn(argv[0], list(argv), env, setsid=True, file_actions=actions)
+            return os.posix_spawn(
+                argv[0], list(argv), env, setsid=True, file_actions=actions, setsigdef=DEFAULTED
+            )
         args = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
         pairs = [os.fsencode(f"{k}={v}") for k, v in env.items()]
         envp = (ctypes.c_char_p * (len(pairs) + 1))(*pairs, None)
