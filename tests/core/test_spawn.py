@@ -1,4 +1,4 @@
-"""corral.backends.spawn: detached processes started by glibc's posix_spawn (GIL released) or,
+"""corral.spawn: detached processes started by glibc's posix_spawn (GIL released) or,
 where that cannot load, by os.posix_spawn; both must behave alike."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.backends import spawn
+from corral import spawn
 
 
 @pytest.fixture(params=["glibc", "os"])
@@ -20,7 +20,7 @@ def spawner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         pytest.skip("no glibc here")
     fd = os.open(os.devnull, os.O_RDWR)
     request.addfinalizer(lambda: os.close(fd))
-    return spawn.Spawner(fd)
+    return spawn.Spawner({0: fd, 1: fd, 2: fd})
 
 
 def _wait(pid: int) -> int:
@@ -71,3 +71,27 @@ def test_signals_python_ignores_are_default_again(spawner: spawn.Spawner, tmp_pa
     ignored = _ignored(out.read_text())
     for number in (signal.SIGPIPE, signal.SIGXFSZ):
         assert not ignored & (1 << (number - 1)), f"signal {number} is ignored in the child"
+
+
+def test_no_fd_of_ours_but_the_ones_given_reaches_the_child(
+    spawner: spawn.Spawner, tmp_path: Path
+) -> None:
+    """An fd the caller inherited (not close-on-exec: a CI runner's pipe) is not passed on."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)
+    out = tmp_path / "fds"
+    try:
+        with spawner:
+            pid = spawner.spawn(["/bin/sh", "-c", f"ls /proc/$$/fd > {out}"], {})
+        assert _wait(pid) == 0
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    fds = {int(name) for name in out.read_text().split()}
+    assert write_end not in fds
+    assert fds <= {0, 1, 2, 3, 10}  # (3 and 10: what ls and sh open themselves)
+
+
+def test_only_fds_0_1_and_2_can_be_given() -> None:
+    with pytest.raises(ValueError, match="only fds 0, 1 and 2"):
+        spawn.Spawner({3: 0})

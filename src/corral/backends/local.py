@@ -37,10 +37,10 @@ from corral.backends.local_files import _read_exit as _read_exit
 from corral.backends.local_files import marker_problem as marker_problem
 from corral.backends.local_gpus import Devices
 from corral.backends.runfiles import Untrusted, parse_start, read_small
-from corral.backends.spawn import Spawner
 from corral.environment import spawn_environment
 from corral.errors import BackendUnavailable, InvalidSpec
 from corral.records import Attempt, Observation
+from corral.spawn import Spawner
 from corral.states import JobState
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ def _spawn_all(
 ) -> list[tuple[Attempt, int | None, str | None]]:
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
-        with Spawner(devnull) as spawner:
+        with Spawner({0: devnull, 1: devnull, 2: devnull}) as spawner:
             return [_spawn(a, spawner, control, devices.get(a.uuid, ())) for a in batch]
     finally:
         os.close(devnull)

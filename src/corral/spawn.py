@@ -4,19 +4,24 @@
 it): about a millisecond per job in which no other thread of the monitor runs, so a thousand
 launches stalled submits, registry writes and reaping for a second. glibc's own ``posix_spawn``
 called through ``ctypes`` (which releases the GIL around foreign calls) does the same work while
-the other threads go on. ``Spawner`` holds the file actions and attributes shared by a batch
-(stdin, stdout and stderr on one fd, a new session, SIGPIPE and SIGXFSZ back to their default
-actions), built once per batch.
+the other threads go on. ``Spawner`` holds the file actions and attributes shared by a batch,
+built once: the fds the processes get, a new session, no other fd, and SIGPIPE and SIGXFSZ back
+at their default actions. Used for local jobs and for the detached monitor.
+
+Every fd beyond the ones given is closed in the child: Python opens its own close-on-exec, but a
+process inherits the fds its starter left open (a CI runner's pipe, a shell's ``exec 3>``), and
+a detached monitor or a job holding one keeps whoever waits for its end waiting.
 
 Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: without the
 reset a job's ``yes | head -n 1`` printed "Broken pipe" and a pipeline's writers lived on after
 their reader was gone (``subprocess`` resets them too: ``restore_signals``).
 
-Where glibc's spawn cannot be loaded, ``os.posix_spawn`` does it, as before.
+Where glibc's spawn cannot be loaded, ``os.posix_spawn`` does it, with the same actions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -27,6 +32,7 @@ from types import TracebackType
 
 _SETSID = 0x80  # POSIX_SPAWN_SETSID (glibc >= 2.26)
 _SETSIGDEF = 0x04  # POSIX_SPAWN_SETSIGDEF
+FIRST_CLOSED = 3
 DEFAULTED = (signal.SIGPIPE, signal.SIGXFSZ)
 """Signals Python ignores that a job gets back at their default action."""
 _OPAQUE = 1024  # posix_spawn_file_actions_t and posix_spawnattr_t are < 400 bytes in glibc
@@ -55,11 +61,14 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 class Spawner:
-    """Spawns processes in a new session with fds 0, 1 and 2 on ``fd``; a context manager (the
-    shared structures are freed on exit)."""
+    """Spawns processes in a new session with ``fds`` (child fd -> an fd of ours) and no other fd
+    open; a context manager (the shared structures are freed on exit)."""
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    def __init__(self, fds: Mapping[int, int]) -> None:
+        if any(not 0 <= target < FIRST_CLOSED for target in fds):
+            raise ValueError("only fds 0, 1 and 2 can be given to a spawned process")
+        # (fds 0-2 not given are the child's as they are ours)
+        self.fds = dict(fds)
         self._libc = _glibc()
         self._actions = ctypes.create_string_buffer(_OPAQUE)
         self._attrs = ctypes.create_string_buffer(_OPAQUE)
@@ -76,8 +85,9 @@ class Spawner:
             raise OSError("posix_spawnattr_init failed")
         self._ready = True
         try:
-            for target in (0, 1, 2):
-                _check(libc.posix_spawn_file_actions_adddup2(self._actions, self.fd, target))
+            for target, source in self.fds.items():
+                _check(libc.posix_spawn_file_actions_adddup2(self._actions, source, target))
+            self._close_the_rest(libc)
             if libc.sigemptyset(self._signals) != 0 or any(
                 libc.sigaddset(self._signals, int(number)) != 0 for number in DEFAULTED
             ):
@@ -88,6 +98,13 @@ class Spawner:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _close_the_rest(self, libc: ctypes.CDLL) -> None:
+        if hasattr(libc, "posix_spawn_file_actions_addclosefrom_np"):  # glibc >= 2.34
+            _check(libc.posix_spawn_file_actions_addclosefrom_np(self._actions, FIRST_CLOSED))
+            return
+        for fd in _inherited():
+            _check(libc.posix_spawn_file_actions_addclose(self._actions, fd))
 
     def __exit__(
         self,
@@ -105,7 +122,10 @@ class Spawner:
         it could not start."""
         libc = self._libc
         if libc is None or not self._ready:
-            actions = [(os.POSIX_SPAWN_DUP2, self.fd, target) for target in (0, 1, 2)]
+            actions: list[tuple[int, ...]] = [
+                (os.POSIX_SPAWN_DUP2, source, target) for target, source in self.fds.items()
+            ]
+            actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited()]
             return os.posix_spawn(
                 argv[0], list(argv), env, setsid=True, file_actions=actions, setsigdef=DEFAULTED
             )
@@ -115,6 +135,19 @@ class Spawner:
         pid = ctypes.c_int()
         _check(libc.posix_spawn(ctypes.byref(pid), args[0], self._actions, self._attrs, args, envp))
         return pid.value
+
+
+def _inherited() -> list[int]:
+    """Our fds from ``FIRST_CLOSED`` on that a child would inherit (not close-on-exec)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd >= FIRST_CLOSED:
+                with contextlib.suppress(OSError):
+                    if os.get_inheritable(fd):
+                        found.append(fd)
+    return found
 
 
 def _check(code: int) -> None:
