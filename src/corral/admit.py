@@ -10,6 +10,7 @@ the input files, the backend and its options).
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ def store(
     ``epoch`` (this process's live monitor), the job is claimed for that monitor in the same
     transaction and its attempts are returned for it; else the monitor's intake finds it."""
     check_submit(settings, spec)
+    spec = absolute_paths(spec, os.getcwd())
     root = identity_files.job_root(settings.work_dir, registry.registry_uuid)
     spec = environment.capture(spec, settings.backend_kind(spec.backend), root / "env")
     subspecs = split(spec)
@@ -39,6 +41,29 @@ def store(
         with contextlib.suppress(LeaseLost):  # a newer monitor took over: its intake claims
             return registry.add_claimed(spec, subspecs, epoch)
     return registry.add(spec, subspecs), []
+
+
+def absolute_paths(spec: JobSpec, cwd: str) -> JobSpec:
+    """The spec with relative input files and working dir resolved against the submitter's
+    ``cwd``, now: the monitor that stages and runs the job later may work elsewhere (a daemon
+    started from another directory, or this process after a ``chdir``). Destinations in the
+    sandbox are kept as the entries named them."""
+    files = tuple(_absolute_input(entry, cwd) for entry in spec.input_files)
+    working_dir = spec.working_dir
+    if working_dir is not None:
+        working_dir = str(Path(cwd) / Path(working_dir).expanduser())  # (as the CLI makes it)
+    if files == spec.input_files and working_dir == spec.working_dir:
+        return spec
+    return spec.model_copy(update={"input_files": files, "working_dir": working_dir})
+
+
+def _absolute_input(entry: str, cwd: str) -> str:
+    source, dest = inputs.place(entry)
+    if os.path.isabs(source):
+        return entry
+    absolute = str(Path(cwd) / Path(source).expanduser())
+    explicit = entry != source  # SRC:DEST (else DEST is SRC's name, the same once absolute)
+    return f"{absolute}:{dest}" if explicit or ":" in absolute else absolute
 
 
 def check_submit(settings: Settings, spec: JobSpec) -> None:

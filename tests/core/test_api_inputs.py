@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,3 +128,35 @@ def test_every_api_failure_is_a_corral_error(offline: Session) -> None:
     for call in calls:
         with pytest.raises(CorralError):
             call()
+
+
+def test_relative_paths_are_the_submitters_wherever_the_monitor_runs(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Input files and the working dir are resolved at submit, against the submitter's
+    directory: a monitor working elsewhere (a daemon started from another directory, this
+    process after a chdir) stages and runs the files the submitter meant."""
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    for place in (here, elsewhere):
+        place.mkdir()
+        (place / "data.csv").write_text(f"from {place.name}\n")
+    monkeypatch.chdir(here)
+    with Session(settings, monitor="off") as offline:
+        staged = offline.submit(
+            {
+                "command": ["cat", "in.csv", "data.csv"],
+                "input_files": ["data.csv", "data.csv:in.csv"],
+            }
+        )
+        placed = offline.submit({"command": ["sh", "-c", "cat data.csv; pwd"], "working_dir": "."})
+        assert offline.get(staged).spec.input_files == (
+            str(here / "data.csv"),
+            f"{here / 'data.csv'}:in.csv",
+        )
+        assert offline.get(placed).spec.working_dir == str(here)
+    monkeypatch.chdir(elsewhere)
+    with Session(settings) as session:
+        records = session.wait([staged, placed], timeout=60)
+        assert [r.state for r in records] == [JobState.COMPLETED] * 2, records
+        assert session.peek(staged) == "from here\nfrom here\n"
+        assert session.peek(placed) == f"from here\n{here}\n"
