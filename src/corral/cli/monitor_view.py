@@ -23,10 +23,13 @@ ONCE_LIMIT = 30.0  # --once: the longest one cycle may take before we stop anywa
 REFRESH = 0.5
 
 
-async def foreground(settings: Settings, once: bool) -> list[dict[str, Any]]:
+async def foreground(settings: Settings, once: bool) -> dict[str, Any]:
+    """Run the monitor here until it is stopped (or for one cycle); what ``--json`` prints of
+    its backend loops as they stopped (``views.foreground_view``)."""
     from corral.daemon import ensure_daemon
     from corral.monitor import Monitor
     from corral.registry.aio import AsyncRegistry
+    from corral.views import foreground_view
 
     async with AsyncRegistry(settings.registry, settings.work_dir) as reg:
         try:
@@ -35,13 +38,13 @@ async def foreground(settings: Settings, once: bool) -> list[dict[str, Any]]:
                     await _one_cycle(mon)
                 else:
                     await _live(settings, mon)
-                statuses = [_status_json(s) for s in mon.statuses()]
+                shown = foreground_view(mon.statuses())
         except MonitorBusy as exc:
             raise MonitorBusy(
                 f"{exc}; 'corral monitor --status' shows it, 'corral monitor --stop' stops it"
             ) from exc
         active = await reg.call(reg.sync.count_active)
-    if once and not statuses:
+    if once and not shown["backends"]:
         print("one cycle: nothing to do", file=sys.stderr)
     if active and settings.autostart:
         pid = await asyncio.to_thread(ensure_daemon, settings)
@@ -49,19 +52,7 @@ async def foreground(settings: Settings, once: bool) -> list[dict[str, Any]]:
             f"{active} jobs still active: handed over to a background monitor (pid {pid})",
             file=sys.stderr,
         )
-    return statuses
-
-
-def _status_json(s: Any) -> dict[str, Any]:
-    return {
-        "name": s.name,
-        "active": s.active,
-        "interval": s.interval,
-        "last_poll": s.last_poll,
-        "polls": s.polls,
-        "errors": s.errors,
-        "last_error": s.last_error,
-    }
+    return shown
 
 
 async def _one_cycle(mon: Monitor) -> None:
