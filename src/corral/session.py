@@ -35,7 +35,7 @@ from corral.states import FINAL, JobState
 from corral.waiting import Progress, wait_final
 from corral.watch import MonitorWatch, describe
 
-MonitorMode = Literal["inprocess", "daemon", "off"]
+MonitorMode = Literal["inprocess", "foreground", "daemon", "off"]
 IdLike = JobId | int | str
 Targets = IdLike | Iterable[IdLike] | Selection  # what every bulk verb takes
 Poster = Callable[..., object]  # runs a callable on the session's loop soon
@@ -54,6 +54,7 @@ class AsyncSession:
 
     ``monitor="inprocess"`` (the default) runs the monitor inside this session when no other
     process holds the registry, and hands active jobs to a background daemon on exit;
+    ``"foreground"`` is that, or ``MonitorBusy`` if another process drives it (``corral monitor``);
     ``"daemon"`` makes sure a detached daemon runs after each submit (the CLI's way); ``"off"``
     only reads and writes the registry. ``create=False`` opens a registry only if one exists:
     with none yet, ``monitor_status`` and ``backend_status`` answer (nothing ever ran) and every
@@ -96,8 +97,9 @@ class AsyncSession:
                 return self  # (nothing to follow, nothing a monitor could drive)
             await self._stack.enter_async_context(self._reg)
             since = await self._feed.last_seq()  # callbacks see the changes from here on
-            if self.mode == "inprocess":
-                with contextlib.suppress(MonitorBusy):
+            if self.mode in ("inprocess", "foreground"):
+                busy = (MonitorBusy,) if self.mode == "inprocess" else ()
+                with contextlib.suppress(*busy):
                     self._monitor = await self._stack.enter_async_context(
                         Monitor(self.settings, self._reg, on_transitions=self._feed.poke)
                     )
