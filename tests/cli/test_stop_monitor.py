@@ -82,7 +82,7 @@ def test_a_read_without_a_registry_creates_nothing(cli_home: Path) -> None:
         assert (status.running, status.pid, status.lease, status.active) == (False, None, None, 0)
         assert status.backends == [] and s.backend_status() == []
         assert s.stop_monitor() is None
-        assert s.monitor is None  # nothing a monitor could drive
+        assert s.aio.monitor is None  # nothing a monitor could drive
         for verb in (s.select, lambda: s.get(1), s.last_seq, lambda: s.kill(1)):
             with pytest.raises(NotFound, match="there are no jobs yet"):
                 verb()
