@@ -87,6 +87,7 @@ def run_corral(n: int, max_cpus: int, each: bool = False) -> dict[str, float]:
             latencies.append(time.perf_counter() - began)
             session.wait(job, timeout=600)
         wall = time.perf_counter() - start
+    used = usage()  # (before the read-back, whose process would count as a job's)
     check = subprocess.run(
         [sys.executable, str(SELF), "--read-back", str(home), str(n), "each" if each else "sweep"],
         capture_output=True,
@@ -98,7 +99,7 @@ def run_corral(n: int, max_cpus: int, each: bool = False) -> dict[str, float]:
         "wall": wall,
         "open": start - opening,
         "submit_ms": 1000 * statistics.median(latencies),
-        **usage(),
+        **used,
     }
 
 

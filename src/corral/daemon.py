@@ -12,6 +12,7 @@ from pathlib import Path
 from corral import modes
 from corral.config import Settings
 from corral.lock import holder
+from corral.spawn import Spawner
 
 LOG_TAIL = 64 * 1024  # enough for the last traceback; the log itself grows without bound
 # What a dying daemon leaves in its log: a logged error ("... 1234 ERROR monitor died: ..."),
@@ -64,13 +65,9 @@ def _spawn_detached(settings: Settings) -> int | None:
     read_end, write_end = os.pipe()  # both close-on-exec; only the dup2'd copy reaches sh
     try:
         try:
-            pid = os.posix_spawn(
-                "/bin/sh",
-                argv,
-                env,
-                setsid=True,
-                file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 1)],
-            )
+            # (stdin and stderr as ours, stdout the pipe, no other fd: see corral.spawn)
+            with Spawner({1: write_end}) as spawner:
+                pid = spawner.spawn(["/bin/sh", *argv[1:]], env)
         finally:
             os.close(write_end)
         out = b""

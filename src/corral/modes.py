@@ -21,24 +21,26 @@ FILE = 0o600
 def makedirs(path: Path) -> None:
     """``mkdir -p`` where every dir it creates is 0700 (``Path.mkdir(parents=True)`` gives the
     parents the umask's mode)."""
-    try:  # (the usual case, a new dir in an existing one: one mkdir, no probing stats)
+    _makedirs(os.fspath(path))
+
+
+def _makedirs(path: str) -> None:
+    # Plain strings and one mkdir per missing level: a new job's dirs are made by the thousand,
+    # and probing each level with Path.exists() first cost more than the mkdirs themselves.
+    try:
         os.mkdir(path, DIR)
-    except (FileExistsError, FileNotFoundError):
-        pass  # there already (checked below, as before: a dangling link is not a dir), or deeper
-    else:
-        os.chmod(path, DIR)
-        return
-    missing = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    for directory in reversed(missing):
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise
+        _makedirs(parent)
         with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=DIR)
-        os.chmod(directory, DIR)  # mkdir's mode is masked by the umask; 0700 is never looser
+            os.mkdir(path, DIR)
+    except FileExistsError:
+        if not os.path.isdir(path):  # (a file, or a dangling link, in the way)
+            raise
+        return
+    os.chmod(path, DIR)  # mkdir's mode is masked by the umask; 0700 is never looser
 
 
 def write_atomic(path: Path, text: str, mode: int = FILE) -> None:
@@ -61,7 +63,16 @@ def create_once(path: Path, text: str) -> bool:
     raises and leaves nothing behind, so a retry starts clean."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
     try:
-        write_atomic(tmp, text)
+        # (the temporary name needs no rename of its own: only the link makes it visible)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE
+        )
+        try:
+            data = memoryview(text.encode())
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
         os.link(tmp, path)
     except FileExistsError:
         return False

@@ -8,6 +8,7 @@ without losing a submit that races its exit.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -161,3 +162,31 @@ def test_foreground_monitor_once_and_live(cli_home: Path, corral: Any) -> None:
         _, err = live.communicate(timeout=20)
     assert live.returncode == 0, err
     assert "monitor running" in err
+
+
+def test_the_daemon_and_its_jobs_keep_no_fd_of_the_submitting_process(cli_home: Path) -> None:
+    """A caller that waits for the end of a pipe it gave ``corral submit`` (a CI runner, a
+    script reading a command's output through an fd of its own) sees the end when the submit
+    exits: neither the detached monitor nor the job holds the pipe open."""
+    read_end, write_end = os.pipe()
+    gate = ["sh", "-c", f"while [ ! -e {cli_home}/go ]; do sleep 0.1; done"]
+    submit = subprocess.Popen(
+        [sys.executable, "-m", "corral.cli", "submit", "-q", "--", *gate],
+        env=dict(os.environ, CORRAL_HOME=str(cli_home)),
+        stdout=subprocess.DEVNULL,
+        pass_fds=(write_end,),
+    )
+    os.close(write_end)
+    try:
+        assert submit.wait(timeout=60) == 0
+        ready, _, _ = select.select([read_end], [], [], 30)
+        assert ready and os.read(read_end, 1) == b""  # the end, with the job still running
+        daemon = holder(cli_home / "monitor.lock")
+        assert daemon is not None
+        assert wait_until(
+            lambda: run_corral(cli_home, "show", "1", "--json").json()["job"]["state"] == "running"
+        )
+    finally:
+        os.close(read_end)
+        (cli_home / "go").touch()
+    assert run_corral(cli_home, "wait", "1", "--timeout", "30").code == 0

@@ -42,6 +42,21 @@ def test_exit_code_fails_the_job_and_is_recorded(session: Session) -> None:
     assert states == [S.NEW, S.SUBMITTING, S.SUBMITTED, S.RUNNING, S.COMPLETING, S.FAILED]
 
 
+@pytest.mark.parametrize("walltime", [0, 60])  # (with a walltime the job runs under timeout(1))
+def test_a_pipeline_whose_reader_ends_early_ends_quietly(session: Session, walltime: int) -> None:
+    """SIGPIPE is at its default in a job, though the monitor (Python) ignores it: the writer of
+    a pipeline dies when its reader is gone, without a "Broken pipe" error."""
+    script = "yes | head -n 2 > /dev/null; grep SigIgn /proc/self/status"
+    job = session.submit(
+        {"command": ["sh", "-c", script], "resources": {"walltime": walltime or None}}
+    )
+    (record,) = session.wait(job, timeout=30)
+    assert record.state == S.COMPLETED
+    assert session.peek(job, stderr=True) == ""
+    ignored = int(session.peek(job).split()[1], 16)
+    assert not ignored & (1 << 12)  # SIGPIPE (13)
+
+
 def test_missing_declared_output_fails_the_job(session: Session) -> None:
     job = session.submit({"command": ["true"], "outputs": ["result.csv"]})
     (record,) = session.wait(job, timeout=30)

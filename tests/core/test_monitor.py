@@ -31,6 +31,7 @@ class ToyBlockingBackend(BlockingBackend):
         self.threads: set[str] = set()
         self.seen: set[str] = set()
         self.submitted: list[str] = []
+        self.batches: list[int] = []
         ToyBlockingBackend.instances.append(self)
 
     def _note(self) -> None:
@@ -44,6 +45,7 @@ class ToyBlockingBackend(BlockingBackend):
 
     def submit(self, attempts: Sequence[Attempt]) -> Submitted:
         self._note()
+        self.batches.append(len(attempts))
         accepted = {a.uuid: f"toy-{a.uuid}" for a in attempts}
         if ToyBlockingBackend.partial_submit:  # the second half of the batch hits a timeout
             ToyBlockingBackend.partial_submit = False
@@ -118,6 +120,21 @@ def test_blocking_backend_runs_in_the_thread_pool_with_bulk_status(
     # one call per cycle for all jobs, never one per job
     assert max(backend.status_calls) == 50
     assert len(backend.status_calls) < 10
+
+
+def test_one_at_a_time_submits_within_the_window_reach_the_backend_together(
+    toy: type[ToyBlockingBackend], home: Path
+) -> None:
+    """A submit from this process kicks the backend's loop, which waits ``flush_window`` for
+    more: a loop of single submits is one backend call per window, not one per job."""
+    settings = load_settings(overrides={"flush_window": 2.0})
+    with Session(settings) as session:
+        ids = [session.submit({"command": ["true"], "backend": "toy"}) for _ in range(20)]
+        records = session.wait(ids, timeout=60)
+    assert all(r.state == JobState.COMPLETED for r in records)
+    (backend,) = toy.instances
+    assert sum(backend.batches) == 20
+    assert len(backend.batches) <= 4, backend.batches  # (20 submits take far less than 2 s)
 
 
 def test_failing_status_backs_off_and_never_fails_jobs(toy: type[ToyBlockingBackend]) -> None:

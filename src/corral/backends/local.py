@@ -40,6 +40,7 @@ from corral.backends.runfiles import Untrusted, parse_start, read_small
 from corral.environment import spawn_environment
 from corral.errors import BackendUnavailable, InvalidSpec
 from corral.records import Attempt, Observation
+from corral.spawn import Spawner
 from corral.states import JobState
 
 if TYPE_CHECKING:
@@ -277,13 +278,14 @@ def _spawn_all(
 ) -> list[tuple[Attempt, int | None, str | None]]:
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
-        return [_spawn(a, devnull, control, devices.get(a.uuid, ())) for a in batch]
+        with Spawner({0: devnull, 1: devnull, 2: devnull}) as spawner:
+            return [_spawn(a, spawner, control, devices.get(a.uuid, ())) for a in batch]
     finally:
         os.close(devnull)
 
 
 def _spawn(
-    attempt: Attempt, devnull: int, control: Control, devices: tuple[str, ...]
+    attempt: Attempt, spawner: Spawner, control: Control, devices: tuple[str, ...]
 ) -> tuple[Attempt, int | None, str | None]:
     resources = attempt.spec.resources
     env = spawn_environment(attempt.spec)
@@ -310,17 +312,7 @@ def _spawn(
         control.mode,
     ]
     try:
-        pid = os.posix_spawn(
-            argv[0],
-            argv,
-            env,
-            setsid=True,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, devnull, 0),
-                (os.POSIX_SPAWN_DUP2, devnull, 1),
-                (os.POSIX_SPAWN_DUP2, devnull, 2),
-            ],
-        )
+        pid = spawner.spawn(argv, env)
     except OSError as exc:
         return attempt, None, str(exc)
     return attempt, pid, None

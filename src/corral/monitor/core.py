@@ -373,10 +373,12 @@ class Monitor:
         loop = self._owner.get(attempt.id)
         if loop is not None:
             await loop.fetch_outputs(attempt)
-        output_dir = attempt.attempt_dir.parent / "output"
-        missing = await asyncio.to_thread(
-            sandbox.collect_outputs, attempt.spec, attempt.attempt_dir, output_dir
-        )
+        missing: list[str] = []
+        if attempt.spec.outputs:  # (most jobs declare none: no thread hop for nothing)
+            output_dir = attempt.attempt_dir.parent / "output"
+            missing = await asyncio.to_thread(
+                sandbox.collect_outputs, attempt.spec, attempt.attempt_dir, output_dir
+            )
         exit_obs = self._exits.pop(attempt.uuid, None)
         if exit_obs is None:
             record = await self._reg.call(self._reg.sync.get, attempt.id)

@@ -7,11 +7,11 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, ParamSpec, TypeVar
 
+from corral.registry.dbthread import DbThread
 from corral.registry.engine import storage_full
 from corral.registry.interface import RegistryStore, open_store
 
@@ -25,7 +25,7 @@ class AsyncRegistry:
     def __init__(self, path: Path, work_dir: Path) -> None:
         self._path = path
         self._work_dir = work_dir
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="corral-db")
+        self._executor = DbThread("corral-db")
         self._sync: RegistryStore | None = None
 
     @property
@@ -67,9 +67,10 @@ class AsyncRegistry:
 
     def call_blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``call`` from a thread that is not the event loop's: the same db thread, without a
-        round trip through the loop (the sync facade's submit)."""
+        round trip through the loop, ahead of the monitor's queued work (the sync facade's
+        submit: its caller waits)."""
         try:
-            return self._executor.submit(fn, *args, **kwargs).result()
+            return self._executor.submit_urgent(fn, *args, **kwargs).result()
         except (sqlite3.Error, OSError) as exc:
             translated = self._translated(exc)
             if translated is exc:
