@@ -155,9 +155,13 @@ class Session:
     everything runs on the session's own loop thread (callbacks too: keep them quick)."""
 
     def __init__(
-        self, settings: Settings | None = None, *, monitor: MonitorMode = "inprocess"
+        self,
+        settings: Settings | None = None,
+        *,
+        monitor: MonitorMode = "inprocess",
+        create: bool = True,
     ) -> None:
-        self._async = AsyncSession(settings, monitor=monitor)
+        self._async = AsyncSession(settings, monitor=monitor, create=create)
         self._portal: Portal[AsyncSession] = Portal(self._async)
 
     @property
@@ -202,6 +206,7 @@ class Session:
     page = blocking(AsyncSession.page)
     progress = blocking(AsyncSession.progress)
     monitor_status = blocking(AsyncSession.monitor_status)
+    stop_monitor = blocking(AsyncSession.stop_monitor)
     backend_status = blocking(AsyncSession.backend_status)
     gc = blocking(AsyncSession.gc)
     output_path = staticmethod(AsyncSession.output_path)

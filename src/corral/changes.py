@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from corral.records import Transition
 from corral.registry.aio import AsyncRegistry
@@ -100,3 +100,32 @@ class Subscription:
             if batch:
                 self.seen = batch[-1].seq
                 return batch
+
+
+class Callbacks:
+    """A session's ``on_transition`` callbacks, called for every applied change stored after
+    the session started by one follower task (``run``), which subscribes to the feed only once
+    there is a callback: nobody listens, nothing polls."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[Transition], None]] = []
+        self._wanted = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, callback: Callable[[Transition], None]) -> None:
+        """From any thread."""
+        self._callbacks.append(callback)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wanted.set)
+
+    async def run(self, feed: ChangeFeed, since: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self._callbacks:  # (added before the session started)
+            self._wanted.set()
+        await self._wanted.wait()
+        async with feed.subscribe(since) as stream:
+            while True:
+                for change in await stream.next():
+                    if change.applied:
+                        for callback in self._callbacks:
+                            callback(change)

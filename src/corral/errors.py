@@ -10,6 +10,8 @@
     │   └── HoldUnsupported          the job's backend cannot hold or release jobs
     ├── MonitorBusy                  another monitor holds the registry's lease
     ├── MonitorUnavailable           no monitor drives the registry and none could be started
+    ├── MonitorNotStopped            the running monitor could not be stopped (no permission
+    │                                to signal it, or it did not stop in time)
     ├── LeaseLost                    this monitor was fenced out by a newer one
     ├── RegistryError                the registry cannot be opened, read or written
     │   ├── StorageFull              no space left for the registry or job dirs (transient)
@@ -31,8 +33,8 @@ codes map from it (``corral.cli.errors``), and so will a REST API's HTTP statuse
     bad_input     2      400            InvalidInput (InvalidSpec, ConfigError)
     not_found     2      404            NotFound
     conflict      2      409            StateConflict
-    unavailable   3      503            MonitorBusy, MonitorUnavailable, LeaseLost,
-                                        RegistryError (StorageFull), BackendError
+    unavailable   3      503            MonitorBusy, MonitorUnavailable, MonitorNotStopped,
+                                        LeaseLost, RegistryError (StorageFull), BackendError
     timeout       4      504            a wait that expired (the CLI's WaitTimeout)
     internal      70     500            anything that is not a CorralError: a bug
 """
@@ -99,6 +101,13 @@ class MonitorBusy(CorralError):
 
 class MonitorUnavailable(CorralError):
     """No monitor drives the registry (it died, or autostart is off) and none could be started."""
+
+    kind: ClassVar[Kind] = "unavailable"
+
+
+class MonitorNotStopped(CorralError):
+    """``stop_monitor`` could not stop the monitor: no permission to signal its process, or it
+    still held the registry's lock when the timeout ran out."""
 
     kind: ClassVar[Kind] = "unavailable"
 

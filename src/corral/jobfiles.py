@@ -11,11 +11,28 @@ import codecs
 import shutil
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from corral.errors import InvalidInput
+from corral.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from corral.records import JobRecord
 
 CHUNK = 256 * 1024
+
+
+def output_path(record: JobRecord, stream: str) -> Path:
+    """Where a (sub)job's ``stream`` (``"stdout"`` or ``"stderr"``) is written."""
+    if record.attempt_dir is None:
+        raise NotFound(f"job {record.id} has no job dir")
+    return record.attempt_dir / stream
+
+
+def output_of(record: JobRecord, stderr: bool) -> Path:
+    """The output ``peek``, ``tail`` and ``follow`` read: one job's, never a master's."""
+    if record.is_master:
+        raise InvalidInput(f"job {record.id} has subjobs; peek one of them, e.g. {record.id}.0")
+    return output_path(record, "stderr" if stderr else "stdout")
 
 
 def tail_offset(handle: BinaryIO, lines: int, end: int) -> int:

@@ -10,8 +10,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from corral import admit, holds
-from corral.changes import ChangeFeed
+from corral import admit, holds, monitor_control
+from corral.absent import NoRegistry
+from corral.changes import Callbacks, ChangeFeed
 from corral.config import Settings, load_settings
 from corral.daemon import ensure_daemon
 from corral.errors import (
@@ -19,12 +20,10 @@ from corral.errors import (
     InvalidSpec,
     MonitorBusy,
     MonitorUnavailable,
-    NotFound,
 )
 from corral.holds import HoldResult
 from corral.inputs import check_timeout
-from corral.jobfiles import delete_dirs, follow_text, tail_text
-from corral.lock import holder
+from corral.jobfiles import delete_dirs, follow_text, output_of, output_path, tail_text
 from corral.monitor import Monitor
 from corral.records import Attempt, BackendHealth, JobId, JobRecord, Page, Transition
 from corral.registry import Selection
@@ -36,7 +35,7 @@ from corral.states import FINAL, JobState
 from corral.waiting import Progress, wait_final
 from corral.watch import MonitorWatch, describe
 
-MonitorMode = Literal["inprocess", "daemon", "off"]
+MonitorMode = Literal["inprocess", "foreground", "daemon", "off"]
 IdLike = JobId | int | str
 Targets = IdLike | Iterable[IdLike] | Selection  # what every bulk verb takes
 Poster = Callable[..., object]  # runs a callable on the session's loop soon
@@ -55,23 +54,29 @@ class AsyncSession:
 
     ``monitor="inprocess"`` (the default) runs the monitor inside this session when no other
     process holds the registry, and hands active jobs to a background daemon on exit;
+    ``"foreground"`` is that, or ``MonitorBusy`` if another process drives it (``corral monitor``);
     ``"daemon"`` makes sure a detached daemon runs after each submit (the CLI's way); ``"off"``
-    only reads and writes the registry.
+    only reads and writes the registry. ``create=False`` opens a registry only if one exists:
+    with none yet, ``monitor_status`` and ``backend_status`` answer (nothing ever ran) and every
+    other verb raises ``NotFound``; nothing is created (a read must not create a registry).
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, monitor: MonitorMode = "inprocess"
+        self,
+        settings: Settings | None = None,
+        *,
+        monitor: MonitorMode = "inprocess",
+        create: bool = True,
     ) -> None:
         self.settings = settings or load_settings()
         self.mode = monitor
+        self._create = create
         self._stack = AsyncExitStack()
         self._reg = AsyncRegistry(self.settings.registry, self.settings.work_dir)
         self._monitor: Monitor | None = None
         self._feed = ChangeFeed(self._reg)
-        self._callbacks: list[Callable[[Transition], None]] = []
+        self._callbacks = Callbacks()
         self._follower: asyncio.Task[None] | None = None
-        self._has_callbacks = asyncio.Event()
-        self._entered_seq = 0
         self._watcher: asyncio.Task[None] | None = None
 
     @property
@@ -86,16 +91,21 @@ class AsyncSession:
     async def __aenter__(self) -> AsyncSession:
         await self._stack.__aenter__()
         try:
+            if not self._create and not await asyncio.to_thread(self.settings.registry.exists):
+                self._reg = NoRegistry(self.settings.registry, self.settings.work_dir)
+                self._feed = ChangeFeed(self._reg)
+                return self  # (nothing to follow, nothing a monitor could drive)
             await self._stack.enter_async_context(self._reg)
-            self._entered_seq = await self._feed.last_seq()  # callbacks see changes from here
-            if self.mode == "inprocess":
-                with contextlib.suppress(MonitorBusy):
+            since = await self._feed.last_seq()  # callbacks see the changes from here on
+            if self.mode in ("inprocess", "foreground"):
+                busy = (MonitorBusy,) if self.mode == "inprocess" else ()
+                with contextlib.suppress(*busy):
                     self._monitor = await self._stack.enter_async_context(
                         Monitor(self.settings, self._reg, on_transitions=self._feed.poke)
                     )
             tg = await self._stack.enter_async_context(asyncio.TaskGroup())
             self._watcher = tg.create_task(self._feed.run())
-            self._follower = tg.create_task(self._follow())
+            self._follower = tg.create_task(self._callbacks.run(self._feed, since))
         except BaseException:
             await self._stack.aclose()
             raise
@@ -115,14 +125,7 @@ class AsyncSession:
         # ExceptionGroup, and `with Session() as s: s.get(999)` must raise NotFound.
         await self._stack.aclose()
         if had_monitor and self.settings.autostart:  # (also when that monitor died)
-            await self._hand_over()
-
-    async def _hand_over(self) -> None:
-        """Jobs still active when this session ends keep moving under a daemon."""
-        async with AsyncRegistry(self.settings.registry, self.settings.work_dir) as reg:
-            active = await reg.call(reg.sync.count_active)
-        if active:
-            await asyncio.to_thread(ensure_daemon, self.settings)
+            await monitor_control.hand_over(self.settings)  # its jobs keep moving
 
     # ------------------------------------------------------------------ submit
     async def submit(self, spec: JobSpec | Mapping[str, Any]) -> JobId:
@@ -236,14 +239,23 @@ class AsyncSession:
     async def monitor_status(self) -> MonitorStatus:
         """Who drives this registry: the lock's holder, the lease row, the active jobs and
         each backend's last health (what ``corral monitor --status`` and a dashboard show)."""
-        pid = await asyncio.to_thread(holder, self.settings.lock_path)
-        lease = await self._reg.call(self._reg.sync.lease_info)
-        active = await self._reg.call(self._reg.sync.count_active)
-        health = await self._reg.call(self._reg.sync.backend_health)
-        return MonitorStatus(pid is not None, pid, lease, active, health)
+        reg = None if isinstance(self._reg, NoRegistry) else self._reg
+        return await monitor_control.status(self.settings, reg)
+
+    async def stop_monitor(
+        self,
+        *,
+        timeout: float | None = monitor_control.STOP_WAIT,  # noqa: ASYNC109 -- as wait's
+    ) -> int | None:
+        """Stop the monitor driving this registry (SIGTERM: it releases its lease and lock and
+        exits): its pid, or None if none ran. ``MonitorNotStopped`` if it may not be signalled
+        or still holds the lock after ``timeout`` seconds. Its active jobs wait for the next."""
+        return await monitor_control.stop(self.settings, timeout)
 
     async def backend_status(self) -> list[BackendHealth]:
         """Each backend instance's health as the monitor last wrote it."""
+        if isinstance(self._reg, NoRegistry):
+            return []
         return await self._reg.call(self._reg.sync.backend_health)
 
     async def subjobs(self, job: IdLike) -> list[JobRecord]:
@@ -357,23 +369,14 @@ class AsyncSession:
             yield text
 
     async def _output(self, job: IdLike, stderr: bool) -> Path:
-        record = await self.get(job)
-        if record.is_master:
-            raise InvalidInput(f"job {record.id} has subjobs; peek one of them, e.g. {record.id}.0")
-        return self.output_path(record, "stderr" if stderr else "stdout")
+        return output_of(await self.get(job), stderr)
 
-    @staticmethod
-    def output_path(record: JobRecord, stream: str) -> Path:
-        if record.attempt_dir is None:
-            raise NotFound(f"job {record.id} has no job dir")
-        return record.attempt_dir / stream
+    output_path = staticmethod(output_path)
 
     # ------------------------------------------------------------------ events
     def on_transition(self, callback: Callable[[Transition], None]) -> None:
         """Call ``callback`` for every state change stored from now on (any process's)."""
-        self._callbacks.append(callback)
-        if self._follower is not None:
-            self._follower.get_loop().call_soon_threadsafe(self._has_callbacks.set)
+        self._callbacks.add(callback)
 
     async def last_seq(self) -> int:
         """The sequence number of the newest stored transition (0 if none): ``changes(since=)``
@@ -389,10 +392,3 @@ class AsyncSession:
             while True:
                 for change in await stream.next():
                     yield change
-
-    async def _follow(self) -> None:
-        await self._has_callbacks.wait()  # nobody listens: no subscription, no polling
-        async for change in self.changes(since=self._entered_seq):
-            if change.applied:
-                for callback in self._callbacks:
-                    callback(change)

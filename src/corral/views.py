@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING, Any
 from corral.records import Usage
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from corral.config import Settings
-    from corral.records import BackendHealth, JobRecord, Transition
+    from corral.holds import HoldResult
+    from corral.monitor.loop import BackendStatus
+    from corral.records import BackendHealth, JobId, JobRecord, Transition
     from corral.registry.status import MonitorStatus
     from corral.registry.summary import LeaseInfo
+    from corral.spec import JobSpec
     from corral.states import JobState
 
 
@@ -164,4 +167,144 @@ def wait_view(jobs: list[JobRecord], counts: dict[JobState, int]) -> dict[str, A
             }
             for j in jobs
         ],
+    }
+
+
+# ---------------------------------------------------------------- what a verb did
+def _ids(ids: Iterable[JobId]) -> list[str]:
+    return [str(i) for i in ids]
+
+
+def submitted_view(job_id: JobId, subjobs: int, backend: str) -> dict[str, Any]:
+    """``submit --json``: the new job, its number of subjobs (0: a plain job), its backend."""
+    return {"id": str(job_id), "subjobs": subjobs, "backend": backend}
+
+
+def dry_run_view(spec: JobSpec, subjobs: Sequence[JobSpec], script: str) -> dict[str, Any]:
+    """``submit --dry-run --json``: the validated spec, its subjobs' specs and the job script
+    the first of them (or the job itself) would run; nothing was stored."""
+    return {
+        "dry_run": True,
+        "spec": spec.model_dump(mode="json"),
+        "subjobs": [s.model_dump(mode="json") for s in subjobs],
+        "script": script,
+    }
+
+
+def copied_view(job_id: JobId, source: JobId) -> dict[str, Any]:
+    """``copy --json``: the new job and the one whose spec it copied."""
+    return {"id": str(job_id), "source": str(source)}
+
+
+def killed_view(ids: Iterable[JobId]) -> dict[str, Any]:
+    """``kill --json``: the (sub)jobs a kill was requested for."""
+    return {"killed": _ids(ids)}
+
+
+def resubmitted_view(ids: Iterable[JobId]) -> dict[str, Any]:
+    """``resubmit --json``: the (sub)jobs given a new attempt."""
+    return {"resubmitted": _ids(ids)}
+
+
+def hold_view(verb: str, result: HoldResult) -> dict[str, Any]:
+    """``hold --json`` (``verb`` "held") and ``release --json`` ("released"): the jobs acted
+    on, and why each other one was not."""
+    return {verb: _ids(result.done), "refused": {str(k): v for k, v in result.refused.items()}}
+
+
+def removal_view(removed: Iterable[JobRecord], dry_run: bool) -> dict[str, Any]:
+    """``rm --json`` and ``gc --json``: the jobs removed (or, with ``dry_run``, that would be)."""
+    return {"dry_run": dry_run, "removed": [removed_view(r) for r in removed]}
+
+
+def stopped_view(pid: int | None) -> dict[str, Any]:
+    """``monitor --stop --json``: the pid of the monitor stopped, None if none ran."""
+    return {"stopped": pid}
+
+
+def loop_status_view(s: BackendStatus) -> dict[str, Any]:
+    """One backend loop of a monitor run in the foreground, as it stopped."""
+    return {
+        "name": s.name,
+        "active": s.active,
+        "interval": s.interval,
+        "last_poll": s.last_poll,
+        "polls": s.polls,
+        "errors": s.errors,
+        "last_error": s.last_error,
+    }
+
+
+def foreground_view(statuses: Iterable[BackendStatus]) -> dict[str, Any]:
+    """``monitor --json`` (``--once`` or the live view, once it stops): its backend loops."""
+    return {"backends": [loop_status_view(s) for s in statuses]}
+
+
+# ---------------------------------------------------------------- settings and plugins
+def config_view(
+    settings: Settings, rows: Iterable[tuple[str, Any, str]], exists: bool
+) -> dict[str, Any]:
+    """``config show --json``: the config file, whether it ``exists``, and every effective
+    setting as ``(dotted key, value, source)`` rows."""
+    return {
+        "config_file": str(settings.config_file),
+        "config_file_exists": exists,
+        "settings": {k: {"value": v, "source": src} for k, v, src in rows},
+    }
+
+
+def plugins_view(
+    kinds: Sequence[Mapping[str, Any]], instances: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``plugins --json``: the backend kinds (``backend_kind_view``) and the configured or
+    used instances (``backend_instance_view``)."""
+    return {"backends": list(kinds), "instances": list(instances)}
+
+
+def backend_kind_view(kind: str, cls: type[Any] | None, error: str | None) -> dict[str, Any]:
+    """A backend kind: whether its class loads (``cls``; else ``error`` says why) and its
+    options (its pydantic ``Options`` model's fields) with their defaults."""
+    if cls is None:
+        return {"name": kind, "ok": False, "error": error, "options": [], "option_fields": []}
+    fields = [
+        {
+            "name": name,
+            "default": None if info.is_required() else info.get_default(call_default_factory=True),
+            "required": info.is_required(),
+            "description": info.description,
+        }
+        for name, info in sorted(cls.Options.model_fields.items())
+    ]
+    return {
+        "name": kind,
+        "ok": True,
+        "error": None,
+        "options": [f["name"] for f in fields],
+        "option_fields": fields,
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+    }
+
+
+def backend_instance_view(
+    name: str,
+    kind: str,
+    *,
+    configured: bool,
+    options: Mapping[str, Any] | None,
+    valid: bool,
+    error: str | None,
+    health: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A backend instance: its kind, whether its section is in the config, its checked
+    ``options`` (None unless they are: then ``ok``), whether the section is ``valid`` (False
+    only for a bad section), the ``error`` met, and its last known ``health``."""
+    return {
+        "name": name,
+        "kind": kind,
+        "configured": configured,
+        "ok": options is not None,
+        "valid": valid,
+        "error": error,
+        "options": None if options is None else dict(options),
+        "health": health,
     }

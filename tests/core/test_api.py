@@ -13,6 +13,7 @@ from corral import AsyncSession, JobState, Session, Settings
 from corral.api import SessionStopped
 from corral.changes import ChangeFeed
 from corral.errors import CorralError, MonitorUnavailable
+from corral.records import Transition
 from corral.registry import Registry
 
 PROPERTIES = {"monitor", "registry", "settings"}
@@ -40,6 +41,37 @@ def test_every_async_verb_has_a_sync_twin_with_the_same_parameters() -> None:
         assert _parameters(verb) == _parameters(sync_verbs[name]), name
         if inspect.iscoroutinefunction(verb):
             assert sync_verbs[name].__doc__ == verb.__doc__, name
+
+
+def test_the_parity_check_sees_the_monitor_verbs_and_the_constructor() -> None:
+    verbs = _verbs(AsyncSession)
+    assert {"monitor_status", "stop_monitor", "backend_status"} <= set(verbs)
+    assert _parameters(verbs["stop_monitor"]) == [("timeout", inspect.Parameter.KEYWORD_ONLY, 20.0)]
+    assert _parameters(AsyncSession.__init__) == _parameters(Session.__init__)
+
+
+def test_callbacks_added_before_the_async_session_starts_are_called(settings: Settings) -> None:
+    import asyncio
+
+    async def main() -> list[JobState]:
+        seen: list[JobState] = []
+        killed = asyncio.Event()
+
+        def note(t: Transition) -> None:
+            seen.append(t.new)
+            if t.new is JobState.KILLED:
+                killed.set()
+
+        session = AsyncSession(settings, monitor="off")
+        session.on_transition(note)  # before the session starts
+        async with session:
+            job = await session.submit({"command": ["true"]})
+            await session.kill(job)
+            async with asyncio.timeout(30):
+                await killed.wait()
+        return seen
+
+    assert asyncio.run(main()) == [JobState.NEW, JobState.KILLED]
 
 
 def test_the_async_session_is_entered_and_exited_in_one_task(settings: Settings) -> None:

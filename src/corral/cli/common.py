@@ -192,7 +192,11 @@ def need_registry(settings: Settings, what: str) -> None:
         raise NotFound(f"{what}: there are no jobs yet (no registry at {settings.registry})")
 
 
-def session(settings: Settings, monitor: MonitorMode = "off") -> AsyncSession:
+def session(
+    settings: Settings, monitor: MonitorMode = "off", *, create: bool = True
+) -> AsyncSession:
+    """The async session a verb runs in (``create=False``: a read, which never creates a
+    registry; see ``AsyncSession``)."""
     from corral.session import AsyncSession
 
-    return AsyncSession(settings, monitor=monitor)
+    return AsyncSession(settings, monitor=monitor, create=create)

@@ -34,17 +34,13 @@ def show(ctx: typer.Context, as_json: Json = False) -> None:
     """Print every effective setting and where its value came from; exit 2 if a backend
     section is invalid (printed first, so its source shows where to fix it)."""
     from corral import backends
+    from corral.views import config_view
 
     settings = state(ctx).settings()
     rows = effective(settings)
     if as_json:
-        emit_json(
-            {
-                "config_file": str(settings.config_file),
-                "config_file_exists": bool(settings.config_file and settings.config_file.exists()),
-                "settings": {k: {"value": v, "source": src} for k, v, src in rows},
-            }
-        )
+        exists = bool(settings.config_file and settings.config_file.exists())
+        emit_json(config_view(settings, rows, exists))
     else:
         _print_settings(settings, rows)
     backends.check_settings(settings)  # ConfigError: exit 2, one line naming key and value
@@ -103,6 +99,7 @@ def plugins(ctx: typer.Context, as_json: Json = False) -> None:
     from corral import backends
     from corral.cli import health_view
     from corral.errors import ConfigError
+    from corral.views import plugins_view
 
     settings = state(ctx).settings()
     kinds = [_kind(kind) for kind in backends.available()]
@@ -110,7 +107,7 @@ def plugins(ctx: typer.Context, as_json: Json = False) -> None:
     names = sorted({"local", *settings.backends, *(h.name for h in facts.backends)})
     instances = [_instance(settings, name, facts) for name in names]
     if as_json:
-        emit_json({"backends": kinds, "instances": instances})
+        emit_json(plugins_view(kinds, instances))
     else:
         _print_plugins(kinds, instances, facts)
     invalid = [i["error"] for i in instances if not i["valid"]]
@@ -122,28 +119,13 @@ def _kind(kind: str) -> dict[str, Any]:
     """A backend kind: whether its class loads, and its options with their defaults."""
     from corral import backends
     from corral.errors import BackendUnavailable
+    from corral.views import backend_kind_view
 
     try:
         cls = backends.load(kind)
     except BackendUnavailable as exc:
-        return {"name": kind, "ok": False, "error": str(exc), "options": [], "option_fields": []}
-    fields = [
-        {
-            "name": name,
-            "default": None if info.is_required() else info.get_default(call_default_factory=True),
-            "required": info.is_required(),
-            "description": info.description,
-        }
-        for name, info in sorted(cls.Options.model_fields.items())
-    ]
-    return {
-        "name": kind,
-        "ok": True,
-        "error": None,
-        "options": [f["name"] for f in fields],
-        "option_fields": fields,
-        "class": f"{cls.__module__}.{cls.__qualname__}",
-    }
+        return backend_kind_view(kind, None, str(exc))
+    return backend_kind_view(kind, cls, None)
 
 
 def _instance(settings: Settings, name: str, facts: health_view.Facts) -> dict[str, Any]:
@@ -151,36 +133,38 @@ def _instance(settings: Settings, name: str, facts: health_view.Facts) -> dict[s
     a class that cannot load is the installation's problem) and its last known health."""
     from corral import backends
     from corral.errors import BackendUnavailable, ConfigError
+    from corral.views import backend_instance_view
 
     kind = settings.backend_kind(name)
-    found: dict[str, Any] = {
-        "name": name,
-        "kind": kind,
-        "configured": name in settings.backends,
-        "ok": False,
-        "valid": True,
-        "error": None,
-        "options": None,
-        "health": facts.health_json(name),
-    }
+    configured = name in settings.backends
+    options: dict[str, Any] | None = None
+    valid, error = True, None
     if not backends.known(kind):
-        found["valid"] = name not in settings.backends  # a stored job's backend, since removed
-        found["error"] = (
+        valid = not configured  # a stored job's backend, since removed
+        error = (
             f"backends.{name}: unknown backend type {kind!r} "
             f"(available: {', '.join(backends.available())})"
-            if found["configured"]
+            if configured
             else f"{name}: not configured, and no backend kind of that name"
         )
-        return found
-    try:
-        _, options = backends.options_of(settings, name)
-    except ConfigError as exc:
-        found.update(valid=False, error=str(exc))
-    except BackendUnavailable as exc:
-        found["error"] = str(exc)
     else:
-        found.update(ok=True, options=options.model_dump(mode="json"))
-    return found
+        try:
+            _, checked = backends.options_of(settings, name)
+        except ConfigError as exc:
+            valid, error = False, str(exc)
+        except BackendUnavailable as exc:
+            error = str(exc)
+        else:
+            options = checked.model_dump(mode="json")
+    return backend_instance_view(
+        name,
+        kind,
+        configured=configured,
+        options=options,
+        valid=valid,
+        error=error,
+        health=facts.health_json(name),
+    )
 
 
 def _print_plugins(

@@ -31,7 +31,7 @@ from corral.errors import InvalidInput, NotFound, StateConflict
 from corral.printable import printable
 from corral.selection import Selection
 from corral.states import FINAL
-from corral.views import removed_view
+from corral.views import copied_view, killed_view, removal_view, resubmitted_view
 
 if TYPE_CHECKING:
     from corral.config import Settings
@@ -71,7 +71,7 @@ def kill(
 
     touched = run(act())
     if as_json:
-        emit_json({"killed": [str(i) for i in touched]})
+        emit_json(killed_view(touched))
     elif touched:
         print(
             f"kill requested for {len(touched)} job{'s' * (len(touched) != 1)}: {_listed(touched)}"
@@ -107,7 +107,7 @@ def resubmit(
 
     touched = run(act())
     if as_json:
-        emit_json({"resubmitted": [str(i) for i in touched]})
+        emit_json(resubmitted_view(touched))
     elif touched:
         print(f"resubmitted {len(touched)} job{'s' * (len(touched) != 1)}: {_listed(touched)}")
     else:
@@ -131,7 +131,7 @@ def copy(
 
     new = run(act())
     if as_json:
-        emit_json({"id": str(new), "source": str(job_id)})
+        emit_json(copied_view(new, job_id))
     else:
         print(f"submitted job {new} (a copy of {job_id})")
 
@@ -205,7 +205,7 @@ async def _remove(
 
 def _say_removed(removed: list[JobRecord], dry_run: bool, as_json: bool) -> None:
     if as_json:
-        emit_json({"dry_run": dry_run, "removed": [removed_view(r) for r in removed]})
+        emit_json(removal_view(removed, dry_run))
         return
     if not removed:
         print("nothing to remove")

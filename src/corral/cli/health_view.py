@@ -3,12 +3,11 @@
 
 Health rows are written by the monitor. A row is *stale* when no monitor runs now, or when it
 was written before the current monitor took the lease: a dead monitor's "up" is history, not
-news. Everything here reads the registry through the lean ``summary`` connection.
+news. They are read through the session (``AsyncSession.monitor_status``).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from corral.views import backend_health_view
 if TYPE_CHECKING:
     from corral.config import Settings
     from corral.records import BackendHealth
+    from corral.registry.status import MonitorStatus
     from corral.registry.summary import LeaseInfo
 
 
@@ -55,19 +55,24 @@ class Facts:
 
 
 def read(settings: Settings) -> Facts:
-    """Facts of the registry (empty ones if there is none yet, or it cannot be read: these are
-    hints beside a command's real work, never a reason for it to fail)."""
-    from corral.lock import holder
+    """Facts of the registry, as the session's ``monitor_status`` reads them (empty ones if
+    there is no registry yet, which is not created, or it cannot be read: these are hints
+    beside a command's real work, never a reason for it to fail)."""
+    from corral.cli.common import run, session
 
-    running = holder(settings.lock_path)
-    reader = summary.open_reader(settings.registry)
-    if reader is None:
-        return Facts(running=running)
-    with contextlib.closing(reader):
-        try:
-            return Facts(reader.lease_info(), reader.backend_health(), running)
-        except RegistryError:
-            return Facts(running=running)
+    async def status() -> MonitorStatus:
+        async with session(settings, create=False) as sess:
+            return await sess.monitor_status()
+
+    try:
+        return facts_of(run(status()))
+    except RegistryError:
+        return Facts()
+
+
+def facts_of(status: MonitorStatus | None) -> Facts:
+    """The facts in a ``monitor_status`` a verb read in its own session (None: it could not)."""
+    return Facts() if status is None else Facts(status.lease, status.backends, status.pid)
 
 
 # ---------------------------------------------------------------- text

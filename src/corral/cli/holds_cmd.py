@@ -78,12 +78,9 @@ def _change(ctx: typer.Context, verb: str, filt: object, reason: str | None, as_
     result = run(act())
     done = "held" if verb == "hold" else "released"
     if as_json:
-        emit_json(
-            {
-                done: [str(i) for i in result.done],
-                "refused": {str(k): v for k, v in result.refused.items()},
-            }
-        )
+        from corral.views import hold_view
+
+        emit_json(hold_view(done, result))
     else:
         if result.done:
             n = len(result.done)

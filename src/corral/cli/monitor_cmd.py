@@ -7,23 +7,17 @@ stops with jobs still active, a background daemon takes them over (unless autost
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from corral import views
 from corral.cli.common import Json, ago, emit_json, run, session, state, when
-from corral.cli.errors import Unavailable
 from corral.errors import InvalidInput
 from corral.registry.status import MonitorStatus
 
 if TYPE_CHECKING:
     from corral.config import Settings
-
-STOP_WAIT = 20.0
 
 
 def monitor(
@@ -44,9 +38,9 @@ def monitor(
     else:
         from corral.cli.monitor_view import foreground
 
-        statuses = run(foreground(settings, once))
+        shown = run(foreground(settings, once))
         if as_json:
-            emit_json({"backends": statuses})
+            emit_json(shown)
 
 
 # ---------------------------------------------------------------- --status / --stop
@@ -80,48 +74,25 @@ def _status(settings: Settings, as_json: bool) -> None:
 
 
 async def _monitor_status(settings: Settings) -> MonitorStatus:
-    if not settings.registry.exists():  # (a read must not create a registry)
-        from corral.lock import holder
-
-        pid = holder(settings.lock_path)
-        return MonitorStatus(pid is not None, pid, None, 0, [])
-    async with session(settings) as sess:
+    async with session(settings, create=False) as sess:  # (a read must not create a registry)
         return await sess.monitor_status()
 
 
-async def _active(settings: Settings) -> int:
-    async with session(settings) as sess:
-        return (await sess.monitor_status()).active
-
-
 def _stop(settings: Settings, as_json: bool) -> None:
-    from corral.lock import holder
+    async def stop() -> tuple[int | None, int]:
+        async with session(settings, create=False) as sess:
+            pid = await sess.stop_monitor()
+            return pid, (await sess.monitor_status()).active if pid is not None else 0
 
-    pid = holder(settings.lock_path)
-    if pid is None:
-        if as_json:
-            emit_json({"stopped": None})
-        else:
-            print("no monitor is running")
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass  # it just exited by itself
-    except PermissionError as exc:
-        raise Unavailable(f"cannot stop monitor pid {pid}: {exc.strerror}") from exc
-    deadline = time.monotonic() + STOP_WAIT
-    while holder(settings.lock_path) == pid:
-        if time.monotonic() > deadline:
-            raise Unavailable(f"monitor pid {pid} did not stop within {STOP_WAIT:g} s")
-        time.sleep(0.05)
+    pid, active = run(stop())
     if as_json:
-        emit_json({"stopped": pid})
-        return
-    print(f"stopped the monitor (pid {pid})")
-    active = run(_active(settings)) if settings.registry.exists() else 0
-    if active:
-        print(
-            f"{active} active jobs wait for the next monitor (a submit, corral wait or "
-            "corral monitor starts one)"
-        )
+        emit_json(views.stopped_view(pid))
+    elif pid is None:
+        print("no monitor is running")
+    else:
+        print(f"stopped the monitor (pid {pid})")
+        if active:
+            print(
+                f"{active} active jobs wait for the next monitor (a submit, corral wait or "
+                "corral monitor starts one)"
+            )

@@ -23,45 +23,38 @@ ONCE_LIMIT = 30.0  # --once: the longest one cycle may take before we stop anywa
 REFRESH = 0.5
 
 
-async def foreground(settings: Settings, once: bool) -> list[dict[str, Any]]:
-    from corral.daemon import ensure_daemon
-    from corral.monitor import Monitor
-    from corral.registry.aio import AsyncRegistry
+async def foreground(settings: Settings, once: bool) -> dict[str, Any]:
+    """Run the monitor here until it is stopped (or for one cycle); what ``--json`` prints of
+    its backend loops as they stopped (``views.foreground_view``)."""
+    from corral.cli.common import session
+    from corral.views import foreground_view
 
-    async with AsyncRegistry(settings.registry, settings.work_dir) as reg:
-        try:
-            async with Monitor(settings, reg) as mon:
-                if once:
-                    await _one_cycle(mon)
-                else:
-                    await _live(settings, mon)
-                statuses = [_status_json(s) for s in mon.statuses()]
-        except MonitorBusy as exc:
-            raise MonitorBusy(
-                f"{exc}; 'corral monitor --status' shows it, 'corral monitor --stop' stops it"
-            ) from exc
-        active = await reg.call(reg.sync.count_active)
-    if once and not statuses:
+    try:
+        # (on exit, with autostart on, the session hands jobs still active to a daemon)
+        async with session(settings, "foreground") as sess:
+            mon = sess.monitor
+            assert mon is not None  # ("foreground": MonitorBusy otherwise)
+            if once:
+                await _one_cycle(mon)
+            else:
+                await _live(settings, mon)
+            shown = foreground_view(mon.statuses())
+    except MonitorBusy as exc:
+        raise MonitorBusy(
+            f"{exc}; 'corral monitor --status' shows it, 'corral monitor --stop' stops it"
+        ) from exc
+    if once and not shown["backends"]:
         print("one cycle: nothing to do", file=sys.stderr)
-    if active and settings.autostart:
-        pid = await asyncio.to_thread(ensure_daemon, settings)
-        print(
-            f"{active} jobs still active: handed over to a background monitor (pid {pid})",
-            file=sys.stderr,
-        )
-    return statuses
-
-
-def _status_json(s: Any) -> dict[str, Any]:
-    return {
-        "name": s.name,
-        "active": s.active,
-        "interval": s.interval,
-        "last_poll": s.last_poll,
-        "polls": s.polls,
-        "errors": s.errors,
-        "last_error": s.last_error,
-    }
+    if settings.autostart:
+        async with session(settings, create=False) as sess:
+            now = await sess.monitor_status()
+        if now.active:
+            print(
+                f"{now.active} jobs still active: handed over to a background monitor "
+                f"(pid {now.pid})",
+                file=sys.stderr,
+            )
+    return shown
 
 
 async def _one_cycle(mon: Monitor) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from corral import views
 from corral.cli import submit_options as o
 from corral.cli.common import Json, emit_json, run, session, state, write_text
 from corral.errors import InvalidInput
@@ -23,6 +24,7 @@ from corral.printable import printable
 if TYPE_CHECKING:
     from corral.config import Settings
     from corral.records import JobId
+    from corral.registry.status import MonitorStatus
     from corral.spec import JobSpec
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -74,9 +76,9 @@ def submit(
     if dry_run:
         _dry_run(settings, spec, as_json)
         return
-    job_id, count = run(_submit(settings, spec))
+    job_id, count, status = run(_submit(settings, spec))
     if as_json:
-        emit_json({"id": str(job_id), "subjobs": count, "backend": spec.backend})
+        emit_json(views.submitted_view(job_id, count, spec.backend))
     elif quiet:
         print(job_id)
     else:
@@ -85,17 +87,23 @@ def submit(
             + (f": {count} subjobs" if count else "")
             + f" on {spec.backend}"
         )
-    _check_monitor(settings, job_id, spec.backend)
+    _check_monitor(settings, job_id, spec.backend, status)
     if wait:
         raise typer.Exit(
             follow.wait_for(settings, [job_id], timeout=timeout, quiet=quiet or as_json)
         )
 
 
-async def _submit(settings: Settings, spec: JobSpec) -> tuple[JobId, int]:
+async def _submit(settings: Settings, spec: JobSpec) -> tuple[JobId, int, MonitorStatus | None]:
+    from corral.errors import RegistryError
+
     async with session(settings, "daemon") as sess:
         job_id = await sess.submit(spec)
-    return job_id, spec.subjob_count
+        try:  # (after the daemon the submit started, if any; hints never fail a submit)
+            status = await sess.monitor_status()
+        except RegistryError:
+            status = None
+    return job_id, spec.subjob_count, status
 
 
 # ---------------------------------------------------------------- building the spec
@@ -273,7 +281,9 @@ def _hint_relative(spec: JobSpec) -> None:
             return
 
 
-def _check_monitor(settings: Settings, job_id: JobId, backend: str) -> None:
+def _check_monitor(
+    settings: Settings, job_id: JobId, backend: str, status: MonitorStatus | None
+) -> None:
     """After a submit, say what will keep the job from moving: its backend is down, no monitor
     runs, or the last monitor died (the registry keeps its error)."""
     from corral import modes
@@ -282,7 +292,7 @@ def _check_monitor(settings: Settings, job_id: JobId, backend: str) -> None:
 
     if (loose := modes.home_warning(settings.home)) is not None:
         print(loose, file=sys.stderr)  # reported, never changed: it may be shared on purpose
-    facts = health_view.read(settings)
+    facts = health_view.facts_of(status)
     down = facts.latest_down(backend)
     if down is not None:
         seen = "" if facts.running is not None else f" (seen {ago(down.updated_at)})"
@@ -323,14 +333,7 @@ def _dry_run(settings: Settings, spec: JobSpec, as_json: bool) -> None:
     where = settings.work_dir / "NEW" / ("0" if subjobs else "") / "attempt-1"
     script = render_job_script(first, where)
     if as_json:
-        emit_json(
-            {
-                "dry_run": True,
-                "spec": spec.model_dump(mode="json"),
-                "subjobs": [s.model_dump(mode="json") for s in subjobs],
-                "script": script,
-            }
-        )
+        emit_json(views.dry_run_view(spec, subjobs, script))
         return
     what = f"{count} subjobs" if count else "1 job"
     name = printable(repr(spec.name))
