@@ -31,13 +31,15 @@ from corral.cli.common import (
 )
 from corral.cli.ls_text import STATE_COLORS as STATE_COLORS
 from corral.cli.ls_text import colour_states as colour_states
-from corral.errors import InvalidInput
+from corral.errors import InvalidInput, RegistryError
 from corral.records import Usage
 from corral.views import outputs_of, show_view
 
 if TYPE_CHECKING:
     from corral.cli import health_view
     from corral.records import JobRecord, Transition
+    from corral.registry.status import MonitorStatus
+    from corral.session import AsyncSession
 
 OlderThan = Annotated[
     str | None,
@@ -99,7 +101,9 @@ def show(
         async with session(settings) as sess:
             record = await sess.get(job_id)
             subjobs = await sess.subjobs(job_id) if record.is_master else []
-            return {"record": record, "history": await sess.history(job_id), "subjobs": subjobs}
+            history = await sess.history(job_id)
+            status = None if script else await _status(sess)  # (for the health hints)
+            return {"record": record, "history": history, "subjobs": subjobs, "status": status}
 
     found = run(gather())
     record: JobRecord = found["record"]
@@ -108,12 +112,20 @@ def show(
         return
     from corral.cli import health_view
 
-    facts = health_view.read(settings)  # read after gather(), which migrated an old registry
+    facts = health_view.facts_of(found["status"])  # (read in the same session)
     if as_json:
         shown = show_view(record, found["history"], found["subjobs"])
         emit_json({**shown, "backend_health": facts.health_json(record.backend)})
     else:
         _print_show(record, found["history"], found["subjobs"], facts)
+
+
+async def _status(sess: AsyncSession) -> MonitorStatus | None:
+    """The monitor's status for hints beside the real work: never a reason for it to fail."""
+    try:
+        return await sess.monitor_status()
+    except RegistryError:
+        return None
 
 
 def _waiting(record: JobRecord, facts: health_view.Facts) -> str | None:
