@@ -36,14 +36,19 @@ def transition_view(t: Transition) -> dict[str, Any]:
 
 
 def show_view(
-    record: JobRecord, history: list[Transition], subjobs: list[JobRecord]
+    record: JobRecord,
+    history: list[Transition],
+    subjobs: list[JobRecord],
+    backend_health: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``show --json``; ``backend_health`` is ``backend_health_view`` of the job's backend."""
     return {
         "job": record_view(record),
         "spec": record.spec.model_dump(mode="json"),
         "history": [transition_view(t) for t in history],
         "subjobs": [record_view(s) for s in subjobs],
         "usage_total": _usage(Usage.total(s.usage for s in subjobs) if subjobs else record.usage),
+        "backend_health": backend_health,
     }
 
 

@@ -118,3 +118,14 @@ def test_settings_and_plugins(settings: Settings) -> None:
     )
     assert (bad["ok"], bad["valid"], bad["options"]) == (False, False, None)
     assert views.plugins_view([broken], [bad]) == {"backends": [broken], "instances": [bad]}
+
+
+def test_show(settings: Settings) -> None:
+    with Session(settings, monitor="off") as s:
+        job = s.submit({"command": ["true"], "name": "x"})
+        record, history = s.get(job), s.history(job)
+    shown = views.show_view(record, history, [], {"name": "local"})
+    assert shape(shown) == ["job", "spec", "history", "subjobs", "usage_total", "backend_health"]
+    assert shown["job"]["id"] == "1" and shown["backend_health"] == {"name": "local"}
+    assert [t["new"] for t in shown["history"]] == ["new"]
+    assert views.show_view(record, history, [])["backend_health"] is None

@@ -114,8 +114,8 @@ def show(
 
     facts = health_view.facts_of(found["status"])  # (read in the same session)
     if as_json:
-        shown = show_view(record, found["history"], found["subjobs"])
-        emit_json({**shown, "backend_health": facts.health_json(record.backend)})
+        health = facts.health_json(record.backend)
+        emit_json(show_view(record, found["history"], found["subjobs"], health))
     else:
         _print_show(record, found["history"], found["subjobs"], facts)
 
