@@ -4,6 +4,7 @@ files, outputs collected without following links, identity markers, modes."""
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import time
 import uuid
@@ -123,6 +124,37 @@ def test_what_a_job_leaves_behind_dies_with_it(moded: Session) -> None:
     (record,) = moded.wait(job, timeout=40)
     assert record.state == S.COMPLETED
     assert _gone(token)
+
+
+def test_a_walltime_reaches_a_jobs_children_in_every_mode(moded: Session) -> None:
+    token = _token()
+    job = moded.submit(
+        {"command": ["sh", "-c", f"sleep {token} & sleep 30"], "resources": {"walltime": 2}}
+    )
+    assert _wait_for(lambda: bool(_alive(token)))
+    (record,) = moded.wait(job, timeout=40)
+    assert (record.state, record.reason) == (S.FAILED, "walltime exceeded")
+    assert _gone(token), "a child of the job outlived its walltime"
+
+
+@pytest.mark.parametrize("walltime", [None, 60])
+def test_jobs_get_sigint_and_sigquit_at_their_default(moded: Session, walltime: int | None) -> None:
+    """Not ignored as a shell's background job has them: a job's own ``timeout -s INT`` works."""
+    interrupted = moded.submit(
+        {
+            "command": ["timeout", "-s", "INT", "1", "sleep", "300"],
+            "resources": {"walltime": walltime},
+        }
+    )
+    shown = moded.submit(
+        {"command": ["grep", "SigIgn", "/proc/self/status"], "resources": {"walltime": walltime}}
+    )
+    first, second = moded.wait([interrupted, shown], timeout=60)
+    assert (first.state, first.exit_code) == (S.FAILED, 124)
+    assert second.state == S.COMPLETED
+    ignored = int(moded.peek(shown).split()[1], 16)
+    for number in (signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE):
+        assert not ignored & (1 << (number - 1)), f"signal {number} is ignored in the job"
 
 
 def test_every_mode_runs_jobs_kills_and_walltimes(moded: Session, mode: str) -> None:

@@ -107,7 +107,7 @@ class Control:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(wrapper_pid, signal.SIGKILL)
             return
-        # pgroup: the group the wrapper wrote (timeout(1) makes one of its own)
+        # pgroup: the wrapper's group, which holds the job (timeout(1) runs in --foreground)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(wrapper_pid, signal.SIGKILL)
 

@@ -29,28 +29,24 @@ if [ "$6" != - ] && ! { echo $$ > "$6/cgroup.procs"; } 2>>stderr; then
   echo "corral: cannot join memory cgroup $6" >> stderr; echo "125 0" 1<>run-exit.0; exit 125
 fi
 [ "$3" -gt 0 ] && ulimit -v "$3"
-child=
 killed=0
-# The wrapper leads its own session and process group (the launcher used setsid), so a kill is
-# sent to that whole group. timeout(1) makes a group of its own: the trap forwards to it.
-# (dash has no job control without a terminal, so `set -m` cannot give the job a group.)
-target=
-trap 'killed=1; [ -n "$target" ] && kill -TERM $target 2>/dev/null' TERM INT HUP
+# The job runs in the foreground, in the wrapper's session and process group, which a kill
+# signals as a whole; the trap only notes it (run once the job has ended). Not `&`: without job
+# control a shell starts a background job with SIGINT and SIGQUIT ignored, for good (it cannot
+# be undone, and it is inherited), so a job's own `timeout -s INT` or Ctrl-C handling did
+# nothing. timeout(1) stays in the group (--foreground); on the walltime it signals the job,
+# and whatever the job left behind goes with the cgroup below.
+trap 'killed=1' TERM INT HUP
+echo "$$" > jobpgid
 if [ "$2" -gt 0 ]; then
-  timeout -k 10 "$2" sh job.sh </dev/null >stdout 2>stderr &   # 124 = walltime exceeded
-  child=$!
-  target="-$child"
-  echo "$child" > jobpgid
+  timeout --foreground -k 10 "$2" sh job.sh </dev/null >stdout 2>stderr   # 124 = walltime
 else   # a subshell, not `sh job.sh`: one exec less per job (no arguments, traps reset)
-  ( set --; . ./job.sh ) </dev/null >stdout 2>stderr &
-  child=$!
-  target="$child"
-  echo "$$" > jobpgid
+  ( set --; . ./job.sh ) </dev/null >stdout 2>stderr
 fi
-while :; do
-  wait "$child"; rc=$?
-  kill -0 "$child" 2>/dev/null || break   # a trapped signal interrupts wait; wait again
-done
+rc=$?
+if [ "$rc" = 124 ] && [ "$2" -gt 0 ] && [ "$7" = pgroup ]; then   # (cgroup, pidns: see below)
+  trap '' TERM; kill -TERM 0 2>/dev/null   # timeout signalled the job alone: its children too
+fi
 # Whatever the job left behind (setsid'd or not) dies with it: step out of the cgroup, kill it.
 # (pidns: the kernel does it when this init exits.)
 if [ "$5" != - ]; then
