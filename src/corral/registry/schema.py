@@ -25,6 +25,12 @@ SCHEMA_REVISION = "0006"
 TOP = -1
 """``jobs.sub`` of a top-level job (a plain job or a master); subjobs count from 0."""
 
+LISTING_COLUMNS = (
+    "sub", "job_id", "removing", "name", "state", "backend", "tags", "subjobs", "created_at",
+    "updated_at", "exit_code", "signal", "reason",
+)  # fmt: skip
+"""What ``ix_jobs_listing`` holds: every column ``corral ls`` prints (text and ``--json``)."""
+
 metadata = MetaData()
 
 jobs = Table(
@@ -62,22 +68,7 @@ jobs = Table(
     # What a cold `corral ls` reads (migration 0006): every column it prints, in id order, so
     # a listing never reads the table (whose rows hold the specs); the subjobs' states for the
     # masters' counts; and the longest name and backend, for the column widths.
-    Index(
-        "ix_jobs_listing",
-        "sub",
-        "job_id",
-        "removing",
-        "name",
-        "state",
-        "backend",
-        "tags",
-        "subjobs",
-        "created_at",
-        "updated_at",
-        "exit_code",
-        "signal",
-        "reason",
-    ),  # fmt: skip
+    Index("ix_jobs_listing", *LISTING_COLUMNS),
     Index("ix_jobs_units", "job_id", "state", sqlite_where=text("sub >= 0")),
     Index("ix_jobs_name_length", func.length(text("name"))),
     Index("ix_jobs_backend_length", func.length(text("backend"))),
