@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from corral.registry.sqlite_listing import SQLiteListing
+    from corral.registry.sqlite_ls import SQLiteListing
     from corral.selection import Selection
 
 _ANSI = {"completed": "32", "failed": "31", "killed": "35", "running": "36", "completing": "36"}
@@ -61,7 +61,7 @@ def write_listing(parts: list[bytes], filt: Selection | None, as_json: bool) -> 
 def ls_json(reader: SQLiteListing | None, filt: Selection | None) -> list[bytes]:
     if reader is None:  # no registry yet: no jobs, and no monitor ever wrote health
         return [b'{"schema": 1, "jobs": []}\n']
-    jobs = reader.listing_json_bytes(filt, time.time())
+    jobs = reader.listing_json_parts(filt, time.time())
     down = reader.down_backends()
     if down:
         import json
@@ -69,7 +69,7 @@ def ls_json(reader: SQLiteListing | None, filt: Selection | None) -> list[bytes]
         tail = ', "backends_down": ' + json.dumps(down) + "}\n"
     else:
         tail = ', "backends_down": {}}\n'
-    return [b'{"schema": 1, "jobs": ', jobs, tail.encode()]
+    return [b'{"schema": 1, "jobs": ', *jobs, tail.encode()]
 
 
 def ls_table(reader: SQLiteListing | None, filt: Selection | None) -> list[bytes]:
@@ -82,11 +82,11 @@ def ls_table(reader: SQLiteListing | None, filt: Selection | None) -> list[bytes
     if down:
         shown = (len(printable(n)) + len(DOWN_MARK) for n in down)
         w = w.replace(backend=max(w.backend, *shown))
-    body = reader.listing_bytes(filt, now, w, down=down)
+    body = reader.listing_parts(filt, now, w, down=down)
     if body and sys.stdout.isatty() and "NO_COLOR" not in os.environ:
-        body = colour_states(body.decode(), w).encode()
+        body = [colour_states(b"\n".join(body).decode(), w).encode()]
     header = (listing_header(w) + "\n").encode()
-    return [header, body, b"\n"] if body else [header]
+    return [header, *(line for part in body for line in (part, b"\n"))]
 
 
 def colour_states(body: str, w: Widths) -> str:

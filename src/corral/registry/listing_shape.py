@@ -11,7 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from corral.registry.sqlite_listing import SQLiteListing
+    from corral.registry.sqlite_ls import SQLiteListing
 
 NAME_CAP = 40
 """Longer names are cut to this width (one long name cannot widen every line)."""
@@ -82,6 +82,6 @@ def listing_header(w: Widths) -> str:
 def open_listing(location: Path) -> SQLiteListing | None:
     """What ``corral ls`` reads from the registry at ``location``, or None if there is none yet
     (the dialect's module is picked here: today SQLite's)."""
-    from corral.registry.sqlite_listing import SQLiteListing
+    from corral.registry.sqlite_ls import SQLiteListing
 
     return SQLiteListing.open(location)

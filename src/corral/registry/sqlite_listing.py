@@ -31,7 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
     from pathlib import Path
-    from typing import Any, Self, TypeVar
+    from typing import Any, TypeVar
 
     from corral.selection import Selection
 
@@ -174,6 +174,16 @@ def _backend(shown: Callable[[str], str], down: Collection[str]) -> tuple[str, l
     return f"CASE t.backend {cases} ELSE {shown('t.backend')} END", params
 
 
+Span = tuple[int, int] | None
+"""Job ids ``lo < job_id <= hi`` (a part of a listing read by its own thread), or all."""
+
+
+def _in_span(where: str, params: list[Any], span: Span) -> tuple[str, list[Any]]:
+    if span is None:
+        return where, params
+    return f"{where} AND t.job_id > ? AND t.job_id <= ?", [*params, *span]
+
+
 def listing(
     conn: sqlite3.Connection,
     filt: Selection | None,
@@ -182,6 +192,7 @@ def listing(
     down: Collection[str] = (),
     *,
     escape: bool = False,
+    span: Span = None,
 ) -> tuple[bytes, int]:
     """The lines of ``corral ls`` (under ``listing_header``), formatted by SQLite and returned
     as one UTF-8 string with the number of rows. With ``escape``, every name, tag and backend
@@ -193,7 +204,7 @@ def listing(
     ``down`` (see ``down_backends``) shows as ``slurm (down)``. No colours: presentation is
     the caller's (``Widths.state_at``).
     """
-    where, params = sql_where(filt, now)
+    where, params = _in_span(*sql_where(filt, now), span)
     shown: Callable[[str], str] = _shown if escape else str
     backend, backend_params = _backend(shown, down)
     cw = w.count
@@ -241,12 +252,18 @@ def clean(text: bytes, rows: int) -> bool:
 
 
 def listing_json(
-    conn: sqlite3.Connection, filt: Selection | None, now: float, *, exact: bool = False
+    conn: sqlite3.Connection,
+    filt: Selection | None,
+    now: float,
+    *,
+    exact: bool = False,
+    span: Span = None,
 ) -> bytes:
-    """The ``jobs`` array of ``corral ls --json`` (schema 1, docs/cli.md), built by SQLite, as
-    UTF-8. With ``exact`` the tags are encoded by Python (``tags_json``), for stored tags that
-    hold control characters, which the fast way cannot escape."""
-    where, params = sql_where(filt, now)
+    """The items of the ``jobs`` array of ``corral ls --json`` (schema 1, docs/cli.md), one a
+    line, comma-separated, built by SQLite, as UTF-8 (without the brackets). With ``exact`` the
+    tags are encoded by Python (``tags_json``), for stored tags that hold control characters,
+    which the fast way cannot escape."""
+    where, params = _in_span(*sql_where(filt, now), span)
     # Tags are stored as ",a,b,": none, one (json_array escapes it), or several: escape
     # backslashes and quotes, then split on commas (json() refuses a control character).
     # A JSON value keeps its type through CASE but not through a subquery: json() restores it.
@@ -274,90 +291,7 @@ def listing_json(
         "'exit_code', t.exit_code, 'signal', t.signal, 'reason', t.reason)"
     )
     query = (
-        f"SELECT CAST('[' || coalesce(group_concat(row, ',' || char(10)), '') || ']' AS BLOB) "
+        "SELECT CAST(coalesce(group_concat(row, ',' || char(10)), '') AS BLOB) "
         f"FROM (SELECT {row} AS row FROM jobs AS t WHERE {where} ORDER BY t.job_id, t.sub)"
     )
     return bytes(conn.execute(query, params).fetchone()[0])
-
-
-def ensure_schema(path: Path) -> None:
-    """Migrate a registry whose tables are missing or old (imports SQLAlchemy and Alembic)."""
-    from corral.registry.engine import open_engines
-
-    writer, reader = open_engines(path)
-    writer.dispose()
-    reader.dispose()
-
-
-class SQLiteListing:
-    """What ``corral ls`` reads from one registry file (``corral.registry.summary``'s
-    ``ListingReader`` without the structured reads, which ``SQLiteReader`` adds)."""
-
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
-        self.path = path
-        self._conn = conn
-
-    @classmethod
-    def open(cls, path: Path) -> Self | None:
-        """A read-only connection to the registry, or None if there is none (nothing is made)."""
-        import os
-
-        return cls(path, connect(path)) if os.path.exists(path) else None
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a lean read; if the registry predates the current schema, migrate it and retry."""
-        try:
-            try:
-                return query(self._conn)
-            except sqlite3.OperationalError:
-                ensure_schema(self.path)
-                return query(self._conn)
-        except sqlite3.DatabaseError as exc:
-            from corral.errors import RegistryError
-
-            raise RegistryError(f"cannot read the registry {self.path}: {exc}") from exc
-
-    def widths(self, subjob_ids: bool = False) -> Widths:
-        return self._read(lambda c: widths(c, subjob_ids))
-
-    def listing_bytes(
-        self, filt: Selection | None, now: float, w: Widths, down: Collection[str] = ()
-    ) -> bytes:
-        """The lines of ``corral ls`` under ``listing_header(w)``, as UTF-8."""
-        text, rows = self._read(lambda c: listing(c, filt, now, w, down))
-        if text and not self._clean(text, rows):
-            text, rows = self._read(lambda c: listing(c, filt, now, w, down, escape=True))
-        return text
-
-    def _clean(self, text: bytes, rows: int) -> bool:
-        try:
-            return clean(text, rows)
-        except UnicodeDecodeError as exc:  # (text that is not UTF-8, stored by another tool)
-            from corral.errors import RegistryError
-
-            raise RegistryError(f"cannot read the registry {self.path}: {exc}") from exc
-
-    def listing(self, filt: Selection, now: float, w: Widths, down: Collection[str] = ()) -> str:
-        return self.listing_bytes(filt, now, w, down).decode()
-
-    def listing_json_bytes(self, filt: Selection | None, now: float) -> bytes:
-        """The ``jobs`` array of ``corral ls --json``, as UTF-8."""
-
-        def query(conn: sqlite3.Connection) -> bytes:
-            try:
-                return listing_json(conn, filt, now)
-            except sqlite3.OperationalError as exc:  # (not a schema to migrate: see `exact`)
-                if "JSON" not in str(exc):
-                    raise
-            return listing_json(conn, filt, now, exact=True)
-
-        return self._read(query)
-
-    def listing_json(self, filt: Selection, now: float) -> str:
-        return self.listing_json_bytes(filt, now).decode()
-
-    def down_backends(self) -> dict[str, str]:
-        return self._read(down_backends)

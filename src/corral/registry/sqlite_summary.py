@@ -15,7 +15,8 @@ from typing import Any
 
 from corral.records import BackendHealth, JobId
 from corral.registry import sqlite_status
-from corral.registry.sqlite_listing import TOP, SQLiteListing, sql_where
+from corral.registry.sqlite_listing import TOP, sql_where
+from corral.registry.sqlite_ls import SQLiteListing
 from corral.registry.summary import JobSummary, LeaseInfo
 from corral.selection import Selection
 from corral.states import FINAL, JobState
