@@ -1,7 +1,7 @@
 """``corral ls`` reads the covering indexes of migration 0006, never the ``jobs`` table: after
 every kind of write (submit, sweep, run, fail, kill, resubmit, rm, gc) what it prints from the
-indexes is byte for byte what the same queries print from the table, and a long listing read
-in two halves (two connections, one in a thread) is byte for byte the listing read at once."""
+indexes is byte for byte what the same queries print from the table, and what the session
+selects."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from corral import JobState, Session, Settings
-from corral.registry import sqlite_listing, sqlite_ls
-from corral.registry.sqlite_ls import SQLiteListing
+from corral.registry import sqlite_listing
 from corral.selection import Selection
-from tests.cli.test_fast_ls import hostile
 
 S = JobState
 NOW = 1796200000.0
@@ -104,31 +99,3 @@ def test_the_listing_indexes_follow_every_write(settings: Settings) -> None:
         s.remove([plain[0]])
         assert [r.id for r in s.gc(0)] == [*plain[1:], bad, sweep, gone, slow]
         assert _check(settings, s) == []  # removed, and collected
-
-
-@pytest.mark.parametrize("filt", [None, Selection(states=(S.FAILED, S.RUNNING))])
-def test_a_listing_read_in_halves_is_the_listing_read_at_once(
-    home: Path, monkeypatch: pytest.MonkeyPatch, filt: Selection | None
-) -> None:
-    hostile(home)  # stored control characters in both halves: each is escaped on its own
-    reader = SQLiteListing.open(home / "registry.db")
-    assert reader is not None
-    try:
-        w = reader.widths()
-        down = reader.down_backends()
-
-        def read() -> tuple[list[bytes], list[bytes]]:
-            return reader.listing_parts(filt, NOW, w, down), reader.listing_json_parts(filt, NOW)
-
-        once = read()
-        monkeypatch.setattr(sqlite_ls, "SPLIT_FROM", 1)
-        monkeypatch.setattr(sqlite_ls, "_cores", lambda: 2)
-        halves = read()
-    finally:
-        reader.close()
-    assert len(once[0]) == 1 and len(halves[0]) == (2 if filt is None else 1)
-    assert b"\n".join(once[0]) == b"\n".join(halves[0])
-    assert b"".join(once[1]) == b"".join(halves[1])
-    assert json.loads(b"".join(halves[1]))
-    if filt is None:  # both halves hold stored control characters: each was escaped
-        assert b"\\x1b" in halves[0][0] and b"\\x9b" in halves[0][1]

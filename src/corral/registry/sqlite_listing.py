@@ -175,16 +175,6 @@ def _backend(shown: Callable[[str], str], down: Collection[str]) -> tuple[str, l
     return f"CASE t.backend {cases} ELSE {shown('t.backend')} END", params
 
 
-Span = tuple[int, int] | None
-"""Job ids ``lo < job_id <= hi`` (a part of a listing read by its own thread), or all."""
-
-
-def _in_span(where: str, params: list[Any], span: Span) -> tuple[str, list[Any]]:
-    if span is None:
-        return where, params
-    return f"{where} AND t.job_id > ? AND t.job_id <= ?", [*params, *span]
-
-
 def listing(
     conn: sqlite3.Connection,
     filt: Selection | None,
@@ -193,7 +183,6 @@ def listing(
     down: Collection[str] = (),
     *,
     escape: bool = False,
-    span: Span = None,
 ) -> tuple[bytes, int]:
     """The lines of ``corral ls`` (under ``listing_header``), formatted by SQLite and returned
     as one UTF-8 string with the number of rows. With ``escape``, every name, tag and backend
@@ -205,7 +194,7 @@ def listing(
     ``down`` (see ``down_backends``) shows as ``slurm (down)``. No colours: presentation is
     the caller's (``Widths.state_at``).
     """
-    where, params = _in_span(*sql_where(filt, now), span)
+    where, params = sql_where(filt, now)
     shown: Callable[[str], str] = _shown if escape else str
     backend, backend_params = _backend(shown, down)
     cw = w.count
@@ -258,13 +247,12 @@ def listing_json(
     now: float,
     *,
     exact: bool = False,
-    span: Span = None,
 ) -> bytes:
     """The items of the ``jobs`` array of ``corral ls --json`` (schema 1, docs/cli.md), one a
     line, comma-separated, built by SQLite, as UTF-8 (without the brackets). With ``exact`` the
     tags are encoded by Python (``tags_json``), for stored tags that hold control characters,
     which the fast way cannot escape."""
-    where, params = _in_span(*sql_where(filt, now), span)
+    where, params = sql_where(filt, now)
     # Tags are stored as ",a,b,": none, one (json_array escapes it), or several: escape
     # backslashes and quotes, then split on commas (json() refuses a control character).
     # A JSON value keeps its type through CASE but not through a subquery: json() restores it.
