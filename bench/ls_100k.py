@@ -6,7 +6,12 @@ one bulk transaction, then times ``corral ls`` (every row, no limit) and ``corra
 fresh processes, output to a pipe, with two ``[backends.*]`` sections in the config (a
 read-only verb must neither load nor check backends). Targets: ls under 0.4 s, --json 0.5 s.
 
-    python bench/ls_100k.py [--jobs 100000] [--runs 5] [--home DIR]
+By default the children run in this environment as it is (with ``PYTHONDONTWRITEBYTECODE=1``
+every run compiles corral's modules again, as a source checkout without bytecode does);
+``--cached-bytecode`` lets them write and reuse bytecode in a temporary ``PYTHONPYCACHEPREFIX``
+(as an installed package does), warmed by one untimed run.
+
+    python bench/ls_100k.py [--jobs 100000] [--runs 5] [--home DIR] [--cached-bytecode]
 """
 
 from __future__ import annotations
@@ -112,10 +117,18 @@ def _children_cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-def time_cli(home: Path, args: list[str], runs: int) -> tuple[list[float], list[float], int]:
-    """Wall and CPU seconds (user + system) of ``runs`` fresh ``corral`` processes."""
+def time_cli(
+    home: Path, args: list[str], runs: int, pycache: Path | None = None
+) -> tuple[list[float], list[float], int]:
+    """Wall and CPU seconds (user + system) of ``runs`` fresh ``corral`` processes (with
+    ``pycache``: bytecode cached there, after one untimed run)."""
     env = dict(os.environ, CORRAL_HOME=str(home))
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     corral = shutil.which("corral", path=str(Path(sys.executable).parent)) or "corral"
+    if pycache is not None:
+        subprocess.run([corral, *args], env=env, stdout=subprocess.DEVNULL, check=True)
     times, cpu, lines = [], [], 0
     for _ in range(runs):
         start, start_cpu = time.perf_counter(), _children_cpu()
@@ -137,8 +150,14 @@ def main() -> int:
         help="no [backends.*] sections in config.toml (by default there are two: a read-only "
         "verb must not load or check backends)",
     )
+    parser.add_argument(
+        "--cached-bytecode",
+        action="store_true",
+        help="let the timed processes reuse bytecode (in a temporary PYTHONPYCACHEPREFIX)",
+    )
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="corral-ls-bench-"))
+    pycache = home / "pycache" if args.cached_bytecode else None
     home.mkdir(parents=True, exist_ok=True)
     if not args.plain_config:
         (home / "config.toml").write_text(
@@ -152,11 +171,12 @@ def main() -> int:
         ("corral ls --json", ["ls", "--json"]),
         ("corral ls --state failed", ["ls", "--state", "failed"]),
     ):
-        times, cpu, lines = time_cli(home, cli_args, args.runs)
+        times, cpu, lines = time_cli(home, cli_args, args.runs, pycache)
         print(
             f"{label:28} {lines:>7,} lines   best {min(times):.3f} s   "
             f"median {statistics.median(times):.3f} s   cpu best {min(cpu):.3f} s   "
-            f"({args.runs} cold runs, load {os.getloadavg()[0]:.2f})"
+            f"({args.runs} cold runs{', bytecode cached' if pycache else ''}, "
+            f"load {os.getloadavg()[0]:.2f})"
         )
     if args.home is None:
         shutil.rmtree(home, ignore_errors=True)

@@ -200,12 +200,12 @@ def test_an_internal_bug_is_exit_code_70(
     cli_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from corral.cli import main
-    from corral.registry import sqlite_summary
+    from corral.registry import sqlite_listing
 
     def broken(*args: object, **kwargs: object) -> str:
         raise KeyError("oops")
 
-    monkeypatch.setattr(sqlite_summary, "listing_json", broken)
+    monkeypatch.setattr(sqlite_listing, "listing_json", broken)
     (cli_home / "registry.db").touch()
     assert main(["ls", "--json"]) == 70
     err = capsys.readouterr().err

@@ -52,6 +52,9 @@ def hostile(home: Path) -> None:
         conn.execute("UPDATE jobs SET backend = 'lo\x9bcal\r' WHERE job_id = 8")
         conn.execute("UPDATE jobs SET state = 'failed', exit_code = 3, signal = 9 WHERE job_id = 9")
         conn.execute("UPDATE jobs SET state = 'running' WHERE job_id = 10")
+        # Half an hour old: AGE reads 30m in both runs of a comparison (jobs seconds old read
+        # 0s in one and 1s in the next when a loaded machine spaces the two runs a second apart).
+        conn.execute("UPDATE jobs SET created_at = created_at - 1800")
         conn.execute(
             "INSERT INTO backend_status (name, kind, state, reason, since, active, interval, "
             "polls, errors, consecutive_errors, calls, updated_at) "

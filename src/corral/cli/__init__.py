@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 
 def split_tail(args: list[str]) -> tuple[list[str], list[str] | None]:
@@ -83,6 +82,8 @@ def _failed(exc: BaseException, debug: bool) -> int:
     cause = _unwrap(exc)
     print(f"corral: {message(cause)}", file=sys.stderr)
     if debug:
+        import traceback  # (not imported up front: a cold `corral ls` never needs it)
+
         traceback.print_exception(exc)
     return exit_code(cause)
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO, cast
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from corral.selection import Selection
 
 _GLOBAL = {"--home": "home", "--set": "set"}
 _LS = {
@@ -37,13 +40,13 @@ _LS = {
 _SINGLE = ("home", "older_than", "newer_than")  # one value: a repeat goes the full way
 
 
-@dataclass
 class LsArgs:
-    """``corral ls`` as the fast path parsed it."""
+    """``corral ls`` as the fast path parsed it (a plain class: no dataclasses on this path)."""
 
-    values: dict[str, list[str]] = field(default_factory=dict)
-    ids: list[str] = field(default_factory=list)
-    as_json: bool = False
+    def __init__(self) -> None:
+        self.values: dict[str, list[str]] = {}
+        self.ids: list[str] = []
+        self.as_json = False
 
     def one(self, key: str) -> str | None:
         found = self.values.get(key)
@@ -91,6 +94,8 @@ def parse(args: list[str]) -> LsArgs | None:
 def overrides(parsed: LsArgs) -> dict[str, Any]:
     """The settings overrides of ``--home`` and ``--set``, as ``corral.cli.app.root`` makes
     them (an invalid ``--set`` raises, and the full path reports it)."""
+    from pathlib import Path
+
     from corral.config import parse_value
 
     found: dict[str, Any] = {}
@@ -114,18 +119,9 @@ def ls(args: list[str]) -> int | None:
     from corral.cli import ls_text
 
     try:
-        from corral.cli.filters import job_filter
         from corral.config import load_settings
 
-        filt = job_filter(
-            parsed.ids or None,
-            parsed.many("states"),
-            parsed.many("names"),
-            parsed.many("tags"),
-            parsed.many("backends"),
-            parsed.one("older_than"),
-            parsed.one("newer_than"),
-        )
+        filt = selection(parsed)
         settings = load_settings(overrides(parsed), origin="flag --set/--home")
         parts = ls_text.listing_text(settings.registry, filt, parsed.as_json)
     except Exception:  # every error is the full path's to report, in its own words
@@ -135,10 +131,28 @@ def ls(args: list[str]) -> int | None:
     except OSError as exc:  # a closed pipe (`corral ls | head`): 1, quietly, as Typer does
         if exc.errno != errno.EPIPE:
             raise
-        sys.stdout = cast(TextIO, _Pacified(sys.stdout))
-        sys.stderr = cast(TextIO, _Pacified(sys.stderr))
+        sys.stdout = _Pacified(sys.stdout)
+        sys.stderr = _Pacified(sys.stderr)
         return 1
     return 0
+
+
+def selection(parsed: LsArgs) -> Selection | None:
+    """The jobs to list; None (every top-level job) when nothing filters them, which spares
+    the imports of the selection and its checks."""
+    if not parsed.ids and not any(k not in ("home", "set") for k in parsed.values):
+        return None
+    from corral.cli.filters import job_filter
+
+    return job_filter(
+        parsed.ids or None,
+        parsed.many("states"),
+        parsed.many("names"),
+        parsed.many("tags"),
+        parsed.many("backends"),
+        parsed.one("older_than"),
+        parsed.one("newer_than"),
+    )
 
 
 class _Pacified:

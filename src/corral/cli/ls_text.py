@@ -1,20 +1,28 @@
 """What ``corral ls`` prints, without Typer: ``corral.cli.listing`` (the Typer verb) and
 ``corral.cli.fast`` (the lean entry that skips Typer) both print through here, so the two
-cannot drift apart."""
+cannot drift apart.
+
+A listing comes from the registry as UTF-8 bytes and goes to ``sys.stdout.buffer`` as it is
+(decoded only to colour it for a terminal, or for a stdout that is not UTF-8). Lean: no
+dataclasses, no Selection import (None selects every top-level job).
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from dataclasses import replace
-from pathlib import Path
 
 from corral.printable import printable
-from corral.registry import summary
-from corral.registry.summary import ListingReader
-from corral.selection import Selection
+from corral.registry import listing_shape
+from corral.registry.listing_shape import DOWN_MARK, EMPTY, Widths, listing_header
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from corral.registry.sqlite_ls import SQLiteListing
+    from corral.selection import Selection
 
 _ANSI = {"completed": "32", "failed": "31", "killed": "35", "running": "36", "completing": "36"}
 STATE_COLORS = {
@@ -23,10 +31,10 @@ STATE_COLORS = {
 """How a terminal shows a state in ``corral ls``."""
 
 
-def listing_text(registry: Path, filt: Selection, as_json: bool) -> list[str]:
-    """Everything ``corral ls`` writes on stdout, in pieces (a listing of 100,000 jobs is tens
-    of MB: joining them would copy it all once more). No registry: none is made."""
-    reader = summary.open_reader(registry)
+def listing_text(registry: Path, filt: Selection | None, as_json: bool) -> list[bytes]:
+    """Everything ``corral ls`` writes on stdout, in pieces of UTF-8 (a listing of 100,000 jobs
+    is tens of MB: joining them would copy it all once more). No registry: none is made."""
+    reader = listing_shape.open_listing(registry)
     try:
         return ls_json(reader, filt) if as_json else ls_table(reader, filt)
     finally:
@@ -34,41 +42,54 @@ def listing_text(registry: Path, filt: Selection, as_json: bool) -> list[str]:
             reader.close()
 
 
-def write_listing(parts: list[str], filt: Selection, as_json: bool) -> None:
+def write_listing(parts: list[bytes], filt: Selection | None, as_json: bool) -> None:
     """Print a listing, with a hint on a terminal's stderr when it lists no job."""
-    for part in parts:
-        sys.stdout.write(part)
+    out = sys.stdout
+    binary = getattr(out, "buffer", None)
+    if binary is not None and (out.encoding or "").lower().replace("-", "") == "utf8":
+        out.flush()  # (anything written as text before goes first)
+        for part in parts:
+            binary.write(part)
+    else:
+        for part in parts:
+            out.write(part.decode())
     if not as_json and len(parts) == 1 and sys.stderr.isatty():  # the header alone
-        print(
-            "no jobs match" if not filt.empty else "no jobs yet: try 'corral demo'", file=sys.stderr
-        )
+        empty = filt is None or filt.empty
+        print("no jobs yet: try 'corral demo'" if empty else "no jobs match", file=sys.stderr)
 
 
-def ls_json(reader: ListingReader | None, filt: Selection) -> list[str]:
+def ls_json(reader: SQLiteListing | None, filt: Selection | None) -> list[bytes]:
     if reader is None:  # no registry yet: no jobs, and no monitor ever wrote health
-        return ['{"schema": 1, "jobs": []}\n']
-    jobs = reader.listing_json(filt, time.time())
-    down = json.dumps(reader.down_backends())
-    return ['{"schema": 1, "jobs": ', jobs, ', "backends_down": ' + down + "}\n"]
+        return [b'{"schema": 1, "jobs": []}\n']
+    jobs = reader.listing_json_parts(filt, time.time())
+    down = reader.down_backends()
+    if down:
+        import json
+
+        tail = ', "backends_down": ' + json.dumps(down) + "}\n"
+    else:
+        tail = ', "backends_down": {}}\n'
+    return [b'{"schema": 1, "jobs": ', *jobs, tail.encode()]
 
 
-def ls_table(reader: ListingReader | None, filt: Selection) -> list[str]:
+def ls_table(reader: SQLiteListing | None, filt: Selection | None) -> list[bytes]:
     if reader is None:
-        return [summary.listing_header(summary.EMPTY) + "\n"]
+        return [(listing_header(EMPTY) + "\n").encode()]
     now = time.time()
-    w = reader.widths(any(i.sub is not None for i in filt.ids))
+    subjobs = filt is not None and any(i.sub is not None for i in filt.ids)
+    w = reader.widths(subjobs)
     down = reader.down_backends()  # a few rows: "slurm (down)" in BACKEND
     if down:
-        shown = (len(printable(n)) + len(summary.DOWN_MARK) for n in down)
-        w = replace(w, backend=max(w.backend, *shown))
-    body = reader.listing(filt, now, w, down=down)
+        shown = (len(printable(n)) + len(DOWN_MARK) for n in down)
+        w = w.replace(backend=max(w.backend, *shown))
+    body = reader.listing_parts(filt, now, w, down=down)
     if body and sys.stdout.isatty() and "NO_COLOR" not in os.environ:
-        body = colour_states(body, w)
-    header = summary.listing_header(w) + "\n"
-    return [header, body, "\n"] if body else [header]
+        body = [colour_states(b"\n".join(body).decode(), w).encode()]
+    header = (listing_header(w) + "\n").encode()
+    return [header, *(line for part in body for line in (part, b"\n"))]
 
 
-def colour_states(body: str, w: summary.Widths) -> str:
+def colour_states(body: str, w: Widths) -> str:
     """The lines of a listing with each STATE in its terminal colour (``STATE_COLORS``)."""
     at, end = w.state_at, w.state_at + w.state
     lines = body.split("\n")

@@ -15,14 +15,21 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
     text,
 )
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 """The Alembic head this code expects; a registry at another revision is migrated on open."""
 
 TOP = -1
 """``jobs.sub`` of a top-level job (a plain job or a master); subjobs count from 0."""
+
+LISTING_COLUMNS = (
+    "sub", "job_id", "removing", "name", "state", "backend", "tags", "subjobs", "created_at",
+    "updated_at", "exit_code", "signal", "reason",
+)  # fmt: skip
+"""What ``ix_jobs_listing`` holds: every column ``corral ls`` prints (text and ``--json``)."""
 
 metadata = MetaData()
 
@@ -58,6 +65,13 @@ jobs = Table(
     # Partial: only tombstones are in it, so the planner never takes it for "removing = 0"
     # (which every listing filters on; a full index made cold ls sort 100,000 rows).
     Index("ix_jobs_removing", "removing", sqlite_where=text("removing = 1")),
+    # What a cold `corral ls` reads (migration 0006): every column it prints, in id order, so
+    # a listing never reads the table (whose rows hold the specs); the subjobs' states for the
+    # masters' counts; and the longest name and backend, for the column widths.
+    Index("ix_jobs_listing", *LISTING_COLUMNS),
+    Index("ix_jobs_units", "job_id", "state", sqlite_where=text("sub >= 0")),
+    Index("ix_jobs_name_length", func.length(text("name"))),
+    Index("ix_jobs_backend_length", func.length(text("backend"))),
 )
 
 attempts = Table(

@@ -1,5 +1,6 @@
 """Lean reads of the monitor lease and the backends' health over a plain read-only ``sqlite3``
-connection (``corral ls``, ``monitor --status``, ``show``; see ``corral.registry.summary``).
+connection (``monitor --status``, ``show``; see ``corral.registry.summary``; what ``corral ls``
+reads of the backends' health is ``corral.registry.sqlite_listing.down_backends``).
 
 They are tolerant of a registry created before these were stored: a read-only reader must not
 migrate, so an older file simply has no health yet.
@@ -10,13 +11,8 @@ from __future__ import annotations
 import sqlite3
 
 from corral.records import BackendHealth
+from corral.registry.sqlite_listing import missing_schema
 from corral.registry.status import HEALTH, LeaseInfo, health_of
-
-
-def _missing_schema(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return text.startswith("no such table") or text.startswith("no such column")
-
 
 _LEASE = "epoch, pid, host, version, acquired_at, heartbeat, released"
 
@@ -28,12 +24,12 @@ def lease_info(conn: sqlite3.Connection) -> LeaseInfo | None:
             f"SELECT {_LEASE}, last_error, last_error_at, last_error_pid FROM lease WHERE id = 1"
         ).fetchone()
     except sqlite3.OperationalError as exc:
-        if not _missing_schema(exc):
+        if not missing_schema(exc):
             raise
         try:
             row = conn.execute(f"SELECT {_LEASE} FROM lease WHERE id = 1").fetchone()
         except sqlite3.OperationalError as again:
-            if not _missing_schema(again):
+            if not missing_schema(again):
                 raise
             return None
     if row is None:
@@ -47,23 +43,7 @@ def backend_health(conn: sqlite3.Connection) -> list[BackendHealth]:
     try:
         rows = conn.execute(f"SELECT {HEALTH} FROM backend_status ORDER BY name").fetchall()
     except sqlite3.OperationalError as exc:
-        if not _missing_schema(exc):
+        if not missing_schema(exc):
             raise
         return []
     return [health_of(r) for r in rows]
-
-
-def down_backends(conn: sqlite3.Connection) -> dict[str, str]:
-    """``{name: reason}`` of the backends the latest monitor last saw down (one query on a
-    table of a few rows, cheap enough for ``corral ls``). Rows older than the last lease
-    acquisition were written by an earlier monitor and say nothing about now."""
-    try:
-        rows = conn.execute(
-            "SELECT name, reason FROM backend_status WHERE state = 'down' AND updated_at >= "
-            "coalesce((SELECT acquired_at FROM lease WHERE id = 1), 0) ORDER BY name"
-        ).fetchall()
-    except sqlite3.OperationalError as exc:
-        if not _missing_schema(exc):
-            raise
-        return {}
-    return {name: reason for name, reason in rows}

@@ -13,8 +13,10 @@ none), it migrates one that is older than the code before it reads (or raises
 ``RegistryError``), and every line of ``listing`` is one line of printable text: names, tags and
 backends that hold control characters (rows stored before entry checks refused them) are shown
 through ``corral.printable.printable``, so a stored name cannot forge rows or clear a screen.
-Presentation (a terminal's colours) is the caller's: ``STATE_AT`` says where a line's STATE
-column starts.
+Presentation (a terminal's colours) is the caller's: ``Widths.state_at`` says where a line's
+STATE column starts. What ``corral ls`` itself needs is lean (``corral.registry.listing_shape``
+and, on SQLite, ``corral.registry.sqlite_listing``): a cold ``ls`` imports neither this module
+nor dataclasses.
 """
 
 from __future__ import annotations
@@ -25,16 +27,17 @@ from pathlib import Path
 from typing import Protocol
 
 from corral.records import BackendHealth, JobId
+from corral.registry.listing_shape import DOWN_MARK as DOWN_MARK
+from corral.registry.listing_shape import EMPTY as EMPTY
+from corral.registry.listing_shape import NAME_CAP as NAME_CAP
+from corral.registry.listing_shape import Widths as Widths
+from corral.registry.listing_shape import listing_header as listing_header
 from corral.registry.status import LeaseInfo as LeaseInfo
 from corral.registry.status import decode_calls as decode_calls
 from corral.registry.status import from_latest_monitor as from_latest_monitor
 from corral.registry.status import health_of as health_of
 from corral.selection import Selection
 from corral.states import FINAL, JobState
-
-NAME_CAP = 40
-DOWN_MARK = " (down)"
-"""What ``corral ls`` appends to a backend the monitor sees down."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,36 +59,6 @@ class JobSummary:
     @property
     def done(self) -> int:
         return sum(n for s, n in self.counts.items() if s in FINAL)
-
-
-@dataclass(frozen=True, slots=True)
-class Widths:
-    """Column widths of a listing."""
-
-    id: int
-    name: int
-    state: int
-    backend: int
-    count: int  # digits of the largest subjob count
-    cut_names: bool = False  # some name is longer than ``name``
-
-    @property
-    def state_at(self) -> int:
-        """Where the STATE column starts in a line of ``listing`` (in characters)."""
-        return self.id + 2 + self.name + 2
-
-
-EMPTY = Widths(2, 4, 10, 7, 4)
-"""The widths of a listing of no jobs."""
-
-
-def listing_header(w: Widths) -> str:
-    cw = w.count
-    return (
-        f"{'ID':<{w.id}}  {'NAME':<{w.name}}  {'STATE':<{w.state}}  {'DONE':^{2 * cw + 1}}  "
-        f"{'FAIL':>{cw}}  {'RUN':>{cw}}  {'WAIT':>{cw}}  {'AGE':>5}  {'BACKEND':<{w.backend}}  "
-        "TAGS"
-    )
 
 
 class ListingReader(Protocol):

@@ -1,0 +1,118 @@
+"""``SQLiteListing``: what ``corral ls`` reads from one SQLite registry file (the queries are
+``corral.registry.sqlite_listing``'s; ``corral.registry.sqlite_summary.SQLiteReader`` adds the
+structured reads on top). Listings come back in parts, to be written one after the other
+(joining tens of MB would copy them once more).
+
+One query per listing, on one connection: reading two halves at once in two threads was
+tried and doubled the CPU time for no gain in wall time (SQLite's allocator takes one
+process-wide mutex, which the two threads then fight over).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from corral.registry import sqlite_listing as q
+from corral.registry.listing_shape import Widths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+    from pathlib import Path
+    from typing import Self, TypeVar
+
+    from corral.selection import Selection
+
+    T = TypeVar("T")
+
+
+def ensure_schema(path: Path) -> None:
+    """Migrate a registry whose tables are missing or old (imports SQLAlchemy and Alembic)."""
+    from corral.registry.engine import open_engines
+
+    writer, reader = open_engines(path)
+    writer.dispose()
+    reader.dispose()
+
+
+class SQLiteListing:
+    """What ``corral ls`` reads from one registry file (``corral.registry.summary``'s
+    ``ListingReader`` without the structured reads, which ``SQLiteReader`` adds)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+
+    @classmethod
+    def open(cls, path: Path) -> Self | None:
+        """A read-only connection to the registry, or None if there is none (nothing is made)."""
+        return cls(path, q.connect(path)) if os.path.exists(path) else None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a lean read; if the registry predates the current schema, migrate it and retry."""
+        try:
+            try:
+                return query(self._conn)
+            except sqlite3.OperationalError:
+                ensure_schema(self.path)
+                return query(self._conn)
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from exc
+
+    def _unreadable(self, exc: Exception) -> Exception:
+        from corral.errors import RegistryError
+
+        return RegistryError(f"cannot read the registry {self.path}: {exc}")
+
+    def widths(self, subjob_ids: bool = False) -> Widths:
+        return self._read(lambda c: q.widths(c, subjob_ids))
+
+    def listing_parts(
+        self, filt: Selection | None, now: float, w: Widths, down: Collection[str] = ()
+    ) -> list[bytes]:
+        """The lines of ``corral ls`` under ``listing_header(w)``, as UTF-8, in parts to be
+        joined by a newline (empty parts left out)."""
+
+        def read(conn: sqlite3.Connection) -> bytes:
+            text, rows = q.listing(conn, filt, now, w, down)
+            if text and not self._clean(text, rows):
+                text, rows = q.listing(conn, filt, now, w, down, escape=True)
+            return text
+
+        text = self._read(read)
+        return [text] if text else []
+
+    def _clean(self, text: bytes, rows: int) -> bool:
+        try:
+            return q.clean(text, rows)
+        except UnicodeDecodeError as exc:  # (text that is not UTF-8, stored by another tool)
+            raise self._unreadable(exc) from exc
+
+    def listing(self, filt: Selection, now: float, w: Widths, down: Collection[str] = ()) -> str:
+        """The lines of ``corral ls`` under ``listing_header(w)``, joined by newlines."""
+        return b"\n".join(self.listing_parts(filt, now, w, down)).decode()
+
+    def listing_json_parts(self, filt: Selection | None, now: float) -> list[bytes]:
+        """The ``jobs`` array of ``corral ls --json``, as UTF-8, in parts to be written one
+        after the other."""
+
+        def read(conn: sqlite3.Connection) -> bytes:
+            try:
+                return q.listing_json(conn, filt, now)
+            except sqlite3.OperationalError as exc:  # (not a schema to migrate: see `exact`)
+                if "JSON" not in str(exc):
+                    raise
+            return q.listing_json(conn, filt, now, exact=True)
+
+        return [b"[", self._read(read), b"]"]
+
+    def listing_json(self, filt: Selection, now: float) -> str:
+        """The ``jobs`` array of ``corral ls --json`` (schema 1, docs/cli.md)."""
+        return b"".join(self.listing_json_parts(filt, now)).decode()
+
+    def down_backends(self) -> dict[str, str]:
+        return self._read(q.down_backends)
