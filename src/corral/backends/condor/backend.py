@@ -300,27 +300,26 @@ class CondorBackend(BlockingBackend):
     ) -> dict[str, str]:
         why = {a.uuid: "not submitted yet" for a in attempts if not a.native_id}
         live = {a.native_id: a for a in attempts if a.native_id}
-        if not live:
-            return why
-        ids = render.ids_constraint(live)
-        totals = self._act(action, self._ours(f"{state} && ({ids})"), reason)
-        if totals.get("TotalSuccess", 0) >= len(live):
-            return why
-        ads = self._mine(
-            self._call("query", self._schedd.query, self._ours(ids), _HOLD_FIELDS),
-            live,
-        )
         explain = observe.not_held_why if action == "Hold" else observe.not_released_why
-        for native, attempt in live.items():
-            ad = ads.get(native)
-            done = ad is not None and (
-                (action == "Hold" and ad.get("JobStatus") == observe.HELD
-                 and observe.hold_code(ad) == observe.USER_HOLD
-                 and str(ad.get("HoldReason", "")).startswith(reason or ""))
-                or (action == "Release" and ad.get("JobStatus") != observe.HELD)
-            )  # fmt: skip
-            if not done:
-                why[attempt.uuid] = explain(ad)
+        # Twice at most: a job can change between the act and the query that explains a miss
+        # (its input spooling ends, so it is idle now): one that could take it now is retried.
+        for last in (False, True):
+            if not live:
+                return why
+            ids = render.ids_constraint(live)
+            totals = self._act(action, self._ours(f"{state} && ({ids})"), reason)
+            if totals.get("TotalSuccess", 0) >= len(live):
+                return why
+            ads = self._mine(
+                self._call("query", self._schedd.query, self._ours(ids), _HOLD_FIELDS),
+                live,
+            )
+            missed = {n: a for n, a in live.items() if not _took(action, ads.get(n), reason)}
+            again = {n: a for n, a in missed.items() if _could(action, ads.get(n))}
+            for native, attempt in missed.items():
+                if last or native not in again:
+                    why[attempt.uuid] = explain(ads.get(native))
+            live = {} if last else again
         return why
 
     # ---- outputs
@@ -362,3 +361,25 @@ def _prepare(attempt: Attempt, spool: bool) -> None:
     link = attempt.attempt_dir / SUBMITTED
     link.unlink(missing_ok=True)
     link.symlink_to(attempt.attempt_dir / (render.SCRIPT if spool else "job.sh"))
+
+
+def _took(action: str, ad: observe.Ad | None, reason: str | None) -> bool:
+    """The job's ad after a Hold or Release says it took."""
+    if ad is None:
+        return False
+    if action == "Release":
+        return ad.get("JobStatus") != observe.HELD
+    return (
+        ad.get("JobStatus") == observe.HELD
+        and observe.hold_code(ad) == observe.USER_HOLD
+        and str(ad.get("HoldReason", "")).startswith(reason or "")
+    )
+
+
+def _could(action: str, ad: observe.Ad | None) -> bool:
+    """The job is now in the state the action needs (it was not when the action ran)."""
+    if ad is None:
+        return False
+    if action == "Hold":
+        return bool(ad.get("JobStatus") == observe.IDLE)
+    return ad.get("JobStatus") == observe.HELD and observe.hold_code(ad) != observe.SPOOLING
