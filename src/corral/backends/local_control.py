@@ -313,7 +313,9 @@ def _oom_killed(path: Path, key: str) -> bool:
 
 def kill_group(attempt_dir: Path, wrapper_pid: int) -> None:
     """SIGKILL the job's process group, as the wrapper wrote it in ``jobpgid``. That file is the
-    job's to overwrite: only the wrapper's own group or that of its direct child is accepted."""
+    job's to overwrite: only the wrapper's own group or that of its direct child is accepted.
+    (Today's wrapper always writes its own group; a wrapper started before it ran a walltime's
+    timeout(1) in a group of its own, and may be re-attached after an upgrade.)"""
     with contextlib.suppress(OSError, ValueError, Untrusted):
         pgid = int(read_small(attempt_dir / "jobpgid") or "")
         if pgid != wrapper_pid and procinfo.parent_of(pgid) != wrapper_pid:
