@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from corral.lock import holder
+from corral.registry.driver import sqlite3
 
 IDLE_EXIT = 2
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from corral.lock import holder
+from corral.registry.driver import sqlite3
 from tests.cli.conftest import run_corral, snapshot
 from tests.cli.test_bad_input import USAGE, check, seeded
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 
 from corral.errors import StorageFull
 from corral.lock import holder
+from corral.registry.driver import sqlite3
 from corral.registry.engine import open_engines, storage_full
 from tests.cli.conftest import run_corral, snapshot, stop_monitor, wait_until
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pty
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from corral.registry import Registry
+from corral.registry.driver import sqlite3
 from corral.spec import JobSpec
 from tests.cli.test_listing import seed
 

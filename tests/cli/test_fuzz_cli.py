@@ -10,7 +10,6 @@ would wait for jobs or run a monitor (``wait``, ``submit --wait``, ``monitor``, 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 
 from corral.lock import holder
 from corral.registry import Registry
+from corral.registry.driver import sqlite3
 from corral.spec import JobSpec
 
 EXAMPLES = 1000

@@ -139,7 +139,7 @@ def test_stored_names_tags_and_backends_cannot_forge_rows_or_drive_the_terminal(
     home: Path,
 ) -> None:
     """Rows stored before the entry checks refused such text still print as one safe line."""
-    import sqlite3
+    from corral.registry.driver import sqlite3
 
     registry = Registry(home / "registry.db", home / "jobs")
     try:

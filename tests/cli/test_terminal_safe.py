@@ -5,11 +5,11 @@ monitor's error, settings and error messages cannot clear the screen or forge li
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from pathlib import Path
 
 from corral.registry import Registry
+from corral.registry.driver import sqlite3
 from corral.spec import JobSpec
 from tests.cli.conftest import Result, run_corral
 from tests.cli.test_peek import on_a_terminal

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from corral import Session, Settings
 from corral.errors import CorralError, InvalidInput, InvalidSpec, NotFound, WaitTimeout
 from corral.records import JobId
+from corral.registry.driver import sqlite3
 from corral.selection import Selection
 from corral.states import JobState
 

@@ -8,13 +8,13 @@ would give two attempts the same number or a transition out of a state the job w
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 from corral.records import JobId
 from corral.registry import Registry
+from corral.registry.driver import sqlite3
 from corral.spec import JobSpec
 
 WRITERS = 4

@@ -9,7 +9,6 @@ so CI is repeatable; at least 1,000 examples per target.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 from corral import Session, Settings, admit
 from corral.errors import CorralError
 from corral.records import JobId
+from corral.registry.driver import sqlite3
 from corral.selection import Selection
 from corral.spec import JobSpec, parse_spec, read_stored_spec
 

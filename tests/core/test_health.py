@@ -3,7 +3,6 @@ and the 0001 -> 0002 migration (an existing registry gains the table on open).""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +13,7 @@ from sqlalchemy import Engine
 from corral.errors import LeaseLost
 from corral.records import BackendHealth
 from corral.registry import Registry, summary
+from corral.registry.driver import sqlite3
 from corral.registry.schema import SCHEMA_REVISION
 
 UP = BackendHealth(

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 from corral import JobState, Session, Settings
 from corral.registry import sqlite_listing
+from corral.registry.driver import sqlite3
 from corral.selection import Selection
 
 S = JobState

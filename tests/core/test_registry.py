@@ -170,7 +170,7 @@ def test_fresh_registry_is_migrated_and_alembic_stays_unimported_afterwards(tmp_
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    import sqlite3
+    from corral.registry.driver import sqlite3
 
     with sqlite3.connect(path) as conn:
         assert (
@@ -179,9 +179,8 @@ def test_fresh_registry_is_migrated_and_alembic_stays_unimported_afterwards(tmp_
 
 
 def test_a_registry_from_a_newer_corral_is_refused_clearly(tmp_path: Path) -> None:
-    import sqlite3
-
     from corral.errors import RegistryError
+    from corral.registry.driver import sqlite3
 
     path = tmp_path / "r.db"
     Registry(path, tmp_path).close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from corral import JobState, Session, Settings
 from corral.errors import NotFound
+from corral.registry.driver import sqlite3
 
 
 def _alive(pid: int) -> bool:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, ParamSpec, TypeVar
 
 from corral.registry.dbthread import DbThread
+from corral.registry.driver import sqlite3
 from corral.registry.engine import storage_full
 from corral.registry.interface import RegistryStore, open_store
 

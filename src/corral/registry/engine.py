@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from sqlalchemy.exc import DatabaseError
 from corral import modes
 from corral.errors import RegistryError, StorageFull
 from corral.registry import sqlite_dialect
+from corral.registry.driver import sqlite3
 from corral.registry.schema import SCHEMA_REVISION, lease, metadata
 
 BUSY_TIMEOUT_S = 60.0
@@ -67,6 +67,7 @@ def _sqlite_engine(path: Path, begin: str) -> Engine:
         f"sqlite:///{path}",
         connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
         pool_size=2,
+        module=sqlite3,  # (corral.registry.driver: one SQLite library per process)
     )
 
     @event.listens_for(engine, "connect")

@@ -3,13 +3,13 @@ one-at-a-time submits: SQLAlchemy's compilation cost three quarters of a submit)
 
 from __future__ import annotations
 
-import sqlite3
 import uuid as uuidlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from corral.records import Attempt, JobId
 from corral.registry import identity, rows
+from corral.registry.driver import sqlite3
 from corral.registry.schema import TOP
 from corral.spec import JobSpec
 from corral.states import JobState

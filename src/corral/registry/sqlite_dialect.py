@@ -9,7 +9,6 @@ LISTEN/NOTIFY instead of the version probe); nothing above the registry changes.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from corral.registry.driver import sqlite3
 from corral.registry.sql import Glob
 
 

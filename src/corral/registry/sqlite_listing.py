@@ -21,9 +21,8 @@ holding rows stored before the entry checks refused such text). The check costs 
 
 from __future__ import annotations
 
-import sqlite3
-
 from corral.printable import printable
+from corral.registry.driver import sqlite3
 from corral.registry.listing_shape import DOWN_MARK, NAME_CAP, Widths
 
 TYPE_CHECKING = False

@@ -11,9 +11,9 @@ process-wide mutex, which the two threads then fight over).
 from __future__ import annotations
 
 import os
-import sqlite3
 
 from corral.registry import sqlite_listing as q
+from corral.registry.driver import sqlite3
 from corral.registry.listing_shape import Widths
 
 TYPE_CHECKING = False

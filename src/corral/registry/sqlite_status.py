@@ -8,9 +8,8 @@ migrate, so an older file simply has no health yet.
 
 from __future__ import annotations
 
-import sqlite3
-
 from corral.records import BackendHealth
+from corral.registry.driver import sqlite3
 from corral.registry.sqlite_listing import missing_schema
 from corral.registry.status import HEALTH, LeaseInfo, health_of
 

@@ -8,13 +8,13 @@ progress displays, the active count, the lease and the backends' health).
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from corral.records import BackendHealth, JobId
 from corral.registry import sqlite_status
+from corral.registry.driver import sqlite3
 from corral.registry.sqlite_listing import TOP, sql_where
 from corral.registry.sqlite_ls import SQLiteListing
 from corral.registry.summary import JobSummary, LeaseInfo
