@@ -199,3 +199,29 @@ def test_fast_ls_into_a_closed_pipe_exits_like_the_full_verb(home: Path, args: l
         proc.stderr.close()
         found.append((proc.wait(timeout=60), err))
     assert found[0] == found[1] == (1, b"")
+
+
+def _with_system_sqlite(home: Path, args: list[str], full: bool) -> tuple[int, bytes, bytes]:
+    """``corral`` as on a platform without the ``sqlean`` wheel (``corral.registry.driver``
+    falls back to the standard library's module and the system's SQLite)."""
+    probe = (
+        "import sys; sys.modules['sqlean'] = None; from corral.cli import main; "
+        f"sys.exit(main({args!r}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("CORRAL_DEBUG", "NO_COLOR")}
+    env.update(CORRAL_HOME=str(home), COLUMNS="100", **({"CORRAL_DEBUG": "0"} if full else {}))
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, env=env, cwd=home, timeout=60
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["ls"], ["ls", "--json"], ["ls", "-s", "failed,running", "--tag", "a", "--json"]]
+)
+def test_ls_prints_the_same_on_the_system_sqlite(home: Path, args: list[str]) -> None:
+    hostile(home)
+    expected = same(home, args)
+    assert expected[0] == 0
+    for full in (False, True):
+        assert _with_system_sqlite(home, args, full) == expected, (args, full)

@@ -57,7 +57,9 @@ def _printable(value: str | None) -> str | None:
 def _tags_json(value: str) -> str:
     import json  # (only for stored tags with control characters)
 
-    return json.dumps([t for t in value.split(",") if t])
+    # Escaped as SQLite's JSON functions escape (controls, quotes, backslashes; the rest as it
+    # is), so a listing reads the same whichever way its tags went, on any SQLite version.
+    return json.dumps([t for t in value.split(",") if t], ensure_ascii=False)
 
 
 def sql_where(selection: Selection | None, now: float) -> tuple[str, list[Any]]:
@@ -250,10 +252,11 @@ def listing_json(
     """The items of the ``jobs`` array of ``corral ls --json`` (schema 1, docs/cli.md), one a
     line, comma-separated, built by SQLite, as UTF-8 (without the brackets). With ``exact`` the
     tags are encoded by Python (``tags_json``), for stored tags that hold control characters,
-    which the fast way cannot escape."""
+    which the fast way cannot escape on SQLite 3.40 (its ``json()`` refuses them; 3.50
+    versions escape them, as ``tags_json`` does)."""
     where, params = sql_where(filt, now)
     # Tags are stored as ",a,b,": none, one (json_array escapes it), or several: escape
-    # backslashes and quotes, then split on commas (json() refuses a control character).
+    # backslashes and quotes, then split on commas (3.40's json() refuses a control character).
     # A JSON value keeps its type through CASE but not through a subquery: json() restores it.
     many = (
         "'[\"' || replace(replace(replace(trim(t.tags, ','), '\\', '\\\\'), '\"', '\\\"'), "
