@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from corral.lock import holder
-from corral.registry.driver import sqlite3
+from tests.dbdump import dump
 
 IDLE_EXIT = 2
 
@@ -90,13 +90,7 @@ def corral(cli_home: Path) -> Any:
 def snapshot(home: Path) -> tuple[list[str], list[str]]:
     """Everything a command could have changed: the registry's rows and the job files."""
     registry = home / "registry.db"
-    rows: list[str] = []
-    if registry.exists():
-        conn = sqlite3.connect(f"file:{registry}?mode=ro", uri=True)
-        try:
-            rows = list(conn.iterdump())
-        finally:
-            conn.close()
+    rows = dump(registry) if registry.exists() else []
     jobs = home / "jobs"
     files = sorted(str(p.relative_to(home)) for p in jobs.rglob("*")) if jobs.exists() else []
     return rows, files

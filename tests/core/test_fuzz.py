@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +19,9 @@ from hypothesis import strategies as st
 from corral import Session, Settings, admit
 from corral.errors import CorralError
 from corral.records import JobId
-from corral.registry.driver import sqlite3
 from corral.selection import Selection
 from corral.spec import JobSpec, parse_spec, read_stored_spec
+from tests.dbdump import dump
 
 EXAMPLES = 1000
 FUZZ = settings(
@@ -158,14 +157,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Session, Set
     with Session(config, monitor="off") as sess:
         sess.submit({"command": ["true"], "tags": ["seed"]})  # something to get, kill, wait
         yield sess, config
-
-
-def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 CALLS = st.one_of(

@@ -253,7 +253,7 @@ def listing_json(
     line, comma-separated, built by SQLite, as UTF-8 (without the brackets). With ``exact`` the
     tags are encoded by Python (``tags_json``), for stored tags that hold control characters,
     which the fast way cannot escape on SQLite 3.40 (its ``json()`` refuses them; 3.50
-    versions escape them, as ``tags_json`` does)."""
+    escapes them, as ``tags_json`` does)."""
     where, params = sql_where(filt, now)
     # Tags are stored as ",a,b,": none, one (json_array escapes it), or several: escape
     # backslashes and quotes, then split on commas (3.40's json() refuses a control character).
