@@ -34,6 +34,8 @@ Failure rules (the monitor applies them; a backend only raises):
 Options are pydantic models (``Options`` for a ``[backends.NAME]`` section, ``JobOptions`` for a
 job's ``backend_options``) that check values as well as names. They are validated only by the
 verbs that use a backend (submit, monitor, plugins, config show), never on the read path.
+A path-valued option is declared ``OptionPath`` (``OptionCommand`` for a program): checking
+resolves it against the directory of the config file that set it (``corral.paths``).
 """
 
 from __future__ import annotations
@@ -45,11 +47,11 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
-from corral import inputs
+from corral import inputs, paths
 from corral.errors import ConfigError, HoldUnsupported, InvalidSpec
 from corral.records import Attempt, Observation
 
@@ -60,6 +62,30 @@ Report = Callable[[Observation], None]
 """How an event-driven backend pushes an observation to the monitor (callable from the loop)."""
 
 M = TypeVar("M", bound=BaseModel)
+_UNKNOWN = object()  # a key with no recorded base: options built by hand, not loaded
+
+
+def _base(info: ValidationInfo) -> Path | None:
+    bases = (info.context or {}).get("bases", {})
+    base = bases.get(info.field_name, _UNKNOWN)
+    return paths.working_dir() if base is _UNKNOWN else base
+
+
+def _option_path(value: str, info: ValidationInfo) -> str:
+    return str(paths.setting(value, _base(info)))
+
+
+def _option_command(value: str, info: ValidationInfo) -> str:
+    if "/" not in value and not value.startswith("~"):
+        return value  # a bare name, looked up on PATH when run
+    return _option_path(value, info)
+
+
+OptionPath = Annotated[str, AfterValidator(_option_path)]
+"""A path option: ``~`` expanded, then made absolute against the directory of the config file
+that set it (the working directory at load for the environment and flags)."""
+OptionCommand = Annotated[str, AfterValidator(_option_command)]
+"""A program option: a bare name is looked up on PATH; a path is an ``OptionPath``."""
 
 
 class BackendOptions(BaseModel):
@@ -95,12 +121,20 @@ def validation_message(exc: ValidationError, where: str) -> str:
     return "; ".join(parts)
 
 
-def parse_model(model: type[M], raw: Mapping[str, Any], where: str, error: type[Exception]) -> M:
+def parse_model(
+    model: type[M],
+    raw: Mapping[str, Any],
+    where: str,
+    error: type[Exception],
+    bases: Mapping[str, Path | None] | None = None,
+) -> M:
+    """``raw`` checked against ``model``; ``bases`` say what each key's relative paths are
+    relative to (keys not in it: the working directory now)."""
     bad = inputs.bad_text(raw)  # every backend's options, whatever its model declares
     if bad is not None:
         raise error(f"{where}.{bad}")
     try:
-        return model.model_validate(dict(raw))
+        return model.model_validate(dict(raw), context={"bases": bases or {}})
     except ValidationError as exc:
         raise error(validation_message(exc, where)) from exc
 
@@ -131,6 +165,8 @@ class BackendConfig:
     kind: str = ""
     registry_uuid: str = ""
     """The registry uuid (32 hex) for backends that tag scheduler jobs with it; "" if unknown."""
+    bases: Mapping[str, Path | None] = field(default_factory=dict)
+    """What relative paths in each option are relative to (``BackendSettings.bases``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +205,15 @@ class BackendBase:
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
-        self.options = self.check_options(config.name, config.options)
+        self.options = self.check_options(config.name, config.options, config.bases)
 
     @classmethod
-    def check_options(cls, name: str, raw: Mapping[str, Any]) -> BackendOptions:
-        """A ``[backends.NAME]`` section's options, checked: ``ConfigError`` names key and value."""
-        return parse_model(cls.Options, raw, f"backends.{name}", ConfigError)
+    def check_options(
+        cls, name: str, raw: Mapping[str, Any], bases: Mapping[str, Path | None] | None = None
+    ) -> BackendOptions:
+        """A ``[backends.NAME]`` section's options, checked: ``ConfigError`` names key and value.
+        ``bases``: what each key's relative paths are relative to (see ``parse_model``)."""
+        return parse_model(cls.Options, raw, f"backends.{name}", ConfigError, bases)
 
     @classmethod
     def check_job(cls, spec: JobSpec, options: BackendOptions) -> None:
