@@ -73,15 +73,19 @@ def test_two_working_dirs_read_the_same_paths_from_one_config_file(
         monkeypatch.chdir(places[where])
         seen.append(_paths(load_settings(env=_env(places))))
     conf = places["conf"]
-    assert seen[0] == seen[1] == {
-        "work_dir": conf / "jobs",
-        "registry": conf / "db" / "registry.db",
-        "credentials_path": str(conf / "tokens" / "credentials.json"),
-        "python": str(conf / "venv" / "bin" / "python"),
-        "environment_script": str(conf / "diracos" / "diracosrc"),
-        "module_path": [str(conf / "lib"), "/opt/abs"],
-        "proxy": str(places["user"] / "grid" / "proxy"),
-    }
+    assert (
+        seen[0]
+        == seen[1]
+        == {
+            "work_dir": conf / "jobs",
+            "registry": conf / "db" / "registry.db",
+            "credentials_path": str(conf / "tokens" / "credentials.json"),
+            "python": str(conf / "venv" / "bin" / "python"),
+            "environment_script": str(conf / "diracos" / "diracosrc"),
+            "module_path": [str(conf / "lib"), "/opt/abs"],
+            "proxy": str(places["user"] / "grid" / "proxy"),
+        }
+    )
 
 
 def test_a_bare_program_name_stays_a_name_looked_up_on_path(
@@ -170,5 +174,5 @@ def test_a_removed_working_dir_is_a_one_line_error_only_for_relative_paths(
         load_settings(env=_env(places, CORRAL_WORK_DIR="jobs"))
     assert "\n" not in str(bad.value)
     env = _env(places, CORRAL_BACKENDS__GRID__CREDENTIALS_PATH="c.json")
-    with pytest.raises(ConfigError, match="backends.grid.credentials_path: a relative path"):
+    with pytest.raises(ConfigError, match=r"backends\.grid\.credentials_path: a relative path"):
         backends.options_of(load_settings(env=env), "grid")

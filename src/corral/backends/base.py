@@ -47,11 +47,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from corral import inputs, paths
+from corral import inputs
+from corral.backends.option_paths import OptionCommand as OptionCommand
+from corral.backends.option_paths import OptionPath as OptionPath
 from corral.errors import ConfigError, HoldUnsupported, InvalidSpec
 from corral.records import Attempt, Observation
 
@@ -62,30 +64,6 @@ Report = Callable[[Observation], None]
 """How an event-driven backend pushes an observation to the monitor (callable from the loop)."""
 
 M = TypeVar("M", bound=BaseModel)
-_UNKNOWN = object()  # a key with no recorded base: options built by hand, not loaded
-
-
-def _base(info: ValidationInfo) -> Path | None:
-    bases = (info.context or {}).get("bases", {})
-    base = bases.get(info.field_name, _UNKNOWN)
-    return paths.working_dir() if base is _UNKNOWN else base
-
-
-def _option_path(value: str, info: ValidationInfo) -> str:
-    return str(paths.setting(value, _base(info)))
-
-
-def _option_command(value: str, info: ValidationInfo) -> str:
-    if "/" not in value and not value.startswith("~"):
-        return value  # a bare name, looked up on PATH when run
-    return _option_path(value, info)
-
-
-OptionPath = Annotated[str, AfterValidator(_option_path)]
-"""A path option: ``~`` expanded, then made absolute against the directory of the config file
-that set it (the working directory at load for the environment and flags)."""
-OptionCommand = Annotated[str, AfterValidator(_option_command)]
-"""A program option: a bare name is looked up on PATH; a path is an ``OptionPath``."""
 
 
 class BackendOptions(BaseModel):
