@@ -126,3 +126,37 @@ def test_leaving_the_dir_keeps_what_path_variables_name(
     assert os.environ["SLURM_CONF"] == "/etc/slurm/slurm.conf"
     assert os.environ["CONDOR_CONFIG"] == "ONLY_ENV"
     assert os.environ["PATH"] == f"{dirs['a'] / 'bin'}:/usr/bin:{dirs['a']}/:{dirs['b']}"
+
+
+def test_dry_run_shows_the_absolute_paths_a_submit_stores(
+    cli_home: Path, dirs: dict[str, Path]
+) -> None:
+    """A job file's relative paths are relative to the file, the flags' to the working dir
+    (here one with a colon in its name: ``-i in.txt`` must not read as SRC:DEST)."""
+    here = dirs["b"] / "x:y"
+    (here / "sub").mkdir(parents=True)
+    for name in ("data.txt", "other.txt"):
+        (here / "sub" / name).write_text(name)
+    (here / "in.txt").write_text("in")
+    (here / "sub" / "job.toml").write_text(
+        'command = ["true"]\ninput_files = ["data.txt", "other.txt:renamed.txt"]\n'
+        'working_dir = "wd"\n'
+    )
+    flags = ["submit", "sub/job.toml", "-i", "in.txt", "-i", "in.txt:copy.txt", "--json"]
+    dry = run_corral(cli_home, *flags, "--dry-run", cwd=here)
+    assert dry.code == 0, dry
+    spec = dry.json()["spec"]
+    assert spec["input_files"] == [
+        f"{here}/sub/data.txt:data.txt",
+        f"{here}/sub/other.txt:renamed.txt",
+        f"{here}/in.txt:in.txt",
+        f"{here}/in.txt:copy.txt",
+    ]
+    assert spec["working_dir"] == f"{here}/sub/wd"
+    flagged = run_corral(cli_home, *flags, "--dry-run", "--workdir", "w", cwd=here).json()
+    assert flagged["spec"]["working_dir"] == f"{here}/w"
+    submitted = run_corral(cli_home, *flags, "--workdir", "~/w", env={"HOME": str(here)}, cwd=here)
+    assert submitted.code == 0, submitted
+    stored = run_corral(cli_home, "show", "1", "--json").json()["spec"]
+    assert stored["input_files"] == spec["input_files"]
+    assert stored["working_dir"] == f"{here}/w"

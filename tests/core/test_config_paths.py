@@ -176,3 +176,22 @@ def test_a_removed_working_dir_is_a_one_line_error_only_for_relative_paths(
     env = _env(places, CORRAL_BACKENDS__GRID__CREDENTIALS_PATH="c.json")
     with pytest.raises(ConfigError, match=r"backends\.grid\.credentials_path: a relative path"):
         backends.options_of(load_settings(env=env), "grid")
+
+
+def test_a_relative_input_in_a_removed_working_dir_is_invalid_not_a_crash(
+    places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corral.admit import absolute_paths
+    from corral.errors import InvalidSpec
+    from corral.spec import parse_spec
+
+    spec = parse_spec({"command": ["true"], "input_files": ["in.txt"], "working_dir": "/w"})
+    gone = places["b"] / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    os.rmdir(gone)
+    with pytest.raises(InvalidSpec, match=r"input_files: 'in\.txt' is relative, but the current"):
+        absolute_paths(spec)
+    assert absolute_paths(spec, "/base").input_files == ("/base/in.txt",)
+    absolute = parse_spec({"command": ["true"], "input_files": ["/x/in.txt"], "working_dir": "~"})
+    assert absolute_paths(absolute).working_dir == str(places["user"])
