@@ -11,9 +11,9 @@ the working directory now. See ``corral.paths``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import AfterValidator, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ValidationInfo
 
 from corral import paths
 
@@ -41,3 +41,26 @@ OptionPath = Annotated[str, AfterValidator(_option_path)]
 that set it (the working directory at load for the environment and flags)."""
 OptionCommand = Annotated[str, AfterValidator(_option_command)]
 """A program option: a bare name is looked up on PATH; a path is an ``OptionPath``."""
+
+
+def path_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` that hold an ``OptionPath`` or ``OptionCommand`` (also inside a
+    list or an optional), for showing their resolved values."""
+    return frozenset(
+        name
+        for name, info in model.model_fields.items()
+        if any(map(_marks, info.metadata)) or _holds_path(info.annotation)
+    )
+
+
+def _holds_path(annotation: Any) -> bool:
+    if get_origin(annotation) is Annotated:
+        return any(map(_marks, annotation.__metadata__)) or _holds_path(get_args(annotation)[0])
+    return any(_holds_path(arg) for arg in get_args(annotation))
+
+
+def _marks(metadata: Any) -> bool:
+    return isinstance(metadata, AfterValidator) and metadata.func in (
+        _option_path,
+        _option_command,
+    )
