@@ -70,6 +70,7 @@ def _spawn_detached(settings: Settings) -> int | None:
     env = dict(os.environ, CORRAL_HOME=str(settings.home))
     if settings.config_file is not None:  # the daemon reads the config its starter read
         env["CORRAL_CONFIG"] = str(settings.config_file)
+    # cd: to where the settings were loaded (see above; the daemon then leaves for /);
     # umask 077: the log and everything the monitor creates are private to the user
     private = '[ -z "$3" ] || cd "$3" 2>/dev/null; umask 077; '
     script = private + (
