@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from corral import backends, environment, identity_files, inputs
+from corral import backends, environment, identity_files, inputs, paths
 from corral.errors import InvalidSpec, LeaseLost
 from corral.splitters import split
 
@@ -33,7 +33,7 @@ def store(
     ``epoch`` (this process's live monitor), the job is claimed for that monitor in the same
     transaction and its attempts are returned for it; else the monitor's intake finds it."""
     check_submit(settings, spec)
-    spec = absolute_paths(spec, os.getcwd())
+    spec = absolute_paths(spec)
     root = identity_files.job_root(settings.work_dir, registry.registry_uuid)
     spec = environment.capture(spec, settings.backend_kind(spec.backend), root / "env")
     subspecs = split(spec)
@@ -43,25 +43,38 @@ def store(
     return registry.add(spec, subspecs), []
 
 
-def absolute_paths(spec: JobSpec, cwd: str) -> JobSpec:
+def absolute_paths(spec: JobSpec, cwd: str | None = None) -> JobSpec:
     """The spec with relative input files and working dir resolved against the submitter's
-    ``cwd``, now: the monitor that stages and runs the job later may work elsewhere (a daemon
-    started from another directory, or this process after a ``chdir``). Destinations in the
-    sandbox are kept as the entries named them."""
+    ``cwd`` (default: the working directory now), now: the monitor that stages and runs the
+    job later may work elsewhere (the daemon works in ``/``, or this process after a
+    ``chdir``). Destinations in the sandbox are kept as the entries named them. ``InvalidSpec``
+    if a path is relative and the working directory is gone."""
     files = tuple(_absolute_input(entry, cwd) for entry in spec.input_files)
     working_dir = spec.working_dir
     if working_dir is not None:
-        working_dir = str(Path(cwd) / Path(working_dir).expanduser())  # (as the CLI makes it)
+        working_dir = _absolute(working_dir, cwd, "working_dir")  # (as the CLI makes it)
     if files == spec.input_files and working_dir == spec.working_dir:
         return spec
     return spec.model_copy(update={"input_files": files, "working_dir": working_dir})
 
 
-def _absolute_input(entry: str, cwd: str) -> str:
+def _absolute(path: str, cwd: str | None, where: str) -> str:
+    expanded = os.path.expanduser(path)
+    if os.path.isabs(expanded):
+        return str(Path(expanded))
+    base = cwd if cwd is not None else paths.working_dir()
+    if base is None:
+        raise InvalidSpec(
+            f"{where}: {path!r} is relative, but the current directory no longer exists"
+        )
+    return str(Path(base) / expanded)
+
+
+def _absolute_input(entry: str, cwd: str | None) -> str:
     source, dest = inputs.place(entry)
     if os.path.isabs(source):
         return entry
-    absolute = str(Path(cwd) / Path(source).expanduser())
+    absolute = _absolute(source, cwd, "input_files")
     explicit = entry != source  # SRC:DEST (else DEST is SRC's name, the same once absolute)
     return f"{absolute}:{dest}" if explicit or ":" in absolute else absolute
 

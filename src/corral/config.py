@@ -18,6 +18,12 @@ Environment: ``CORRAL_<KEY>`` for top-level keys, ``CORRAL_BACKENDS__<NAME>__<KE
 backend key. Environment and override values are parsed as TOML values when they parse
 (``8``, ``true``, ``["a", "b"]``), as plain strings otherwise.
 
+Relative paths (``corral.paths``): a value from the file is relative to the file's directory,
+one from the environment or an override to the working directory of the process loading the
+settings; ``~`` is expanded in all. Top-level paths are made absolute here; for a backend
+section the directory each key is relative to is kept (``BackendSettings.bases``) and applied
+by its ``Options`` model's path fields (``corral.backends.base.OptionPath``) when checked.
+
 The settings are plain frozen dataclasses checked by hand, not pydantic models: every CLI
 command loads them, and pydantic's import and model build cost 0.1 s of the 0.5 s a cold
 ``corral ls`` may take.
@@ -33,7 +39,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from corral import inputs
+from corral import paths
 from corral.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,7 +47,7 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "CORRAL_"
 COMMON_BACKEND_KEYS = frozenset({"type", "min_interval", "max_interval"})
-_INTERNAL = frozenset({"sources", "config_file"})  # set by load_settings, never by a user
+_INTERNAL = frozenset({"sources", "config_file", "cwd"})  # set by load_settings, never by a user
 _KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
@@ -54,6 +60,10 @@ class BackendSettings:
     min_interval: float = 0.5
     max_interval: float = 30.0
     extra: Mapping[str, Any] = field(default_factory=dict)
+    bases: Mapping[str, Path | None] = field(default_factory=dict)
+    """For each key of ``extra``: the directory a relative path there is relative to (the
+    config file's, or the working directory at load for the environment and overrides; None
+    if that directory was gone)."""
 
     def options(self) -> dict[str, Any]:
         return dict(self.extra)
@@ -75,6 +85,17 @@ class Settings:
     backends: Mapping[str, BackendSettings] = field(default_factory=dict)
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    """The working directory the settings were loaded in (what relative paths from the
+    environment and overrides were resolved against); the daemon is started there."""
+
+    def __post_init__(self) -> None:
+        # Settings built by hand (the API) get their relative paths resolved now, as loaded ones
+        for key in ("home", "work_dir", "registry"):
+            value = getattr(self, key)
+            if not value.is_absolute():
+                base = self.cwd or paths.working_dir()
+                object.__setattr__(self, key, paths.resolve(value, base, key))
 
     @property
     def lock_path(self) -> Path:
@@ -97,6 +118,7 @@ class Settings:
             kind=self.backend_kind(name),
             work_dir=self.work_dir,
             options=section.options(),
+            bases=section.bases,
             min_interval=section.min_interval,
             max_interval=section.max_interval,
             registry_uuid=registry_uuid,
@@ -111,40 +133,6 @@ USER_KEYS = tuple(f.name for f in fields(Settings) if f.name not in _INTERNAL)
 
 
 # ---------------------------------------------------------------- value checks
-def _path(value: Any) -> Path:
-    if not isinstance(value, str | Path) or not str(value):
-        raise ValueError("expected a path")
-    inputs.check_path(str(value))
-    return Path(value).expanduser()
-
-
-def _registry(value: Any) -> Path:
-    """A path, or a URL naming the database: ``sqlite:///relative/path`` or
-    ``sqlite:////absolute/path`` (SQLAlchemy's spelling). Only SQLite is built in; the scheme
-    is where a server database (``postgresql://``) will plug in."""
-    if isinstance(value, str) and "://" in value:
-        from corral.registry.url import sqlite_path
-
-        return sqlite_path(value)
-    return _file(value)
-
-
-def _dir(value: Any) -> Path:
-    """A directory corral creates if missing: an existing file there is an error now, not a
-    NotADirectoryError (exit 70) at the first write."""
-    path = _path(value)
-    if path.exists() and not path.is_dir():
-        raise ValueError("expected a directory, but it is a file")
-    return path
-
-
-def _file(value: Any) -> Path:
-    path = _path(value)
-    if path.is_dir():
-        raise ValueError("expected a file, but it is a directory")
-    return path
-
-
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -187,10 +175,12 @@ def _count(high: int) -> Callable[[Any], int]:
 _DAY = 86400.0
 
 
+_PATHS: dict[str, Callable[[Any, Path | None], Path]] = {
+    "home": paths.directory,
+    "work_dir": paths.directory,
+    "registry": paths.registry,
+}
 _CHECKS: dict[str, Callable[[Any], Any]] = {
-    "home": _dir,
-    "work_dir": _dir,
-    "registry": _registry,
     "autostart": _bool,
     "idle_exit": _number(0, 365 * _DAY),
     "flush_window": _number(0, 60),
@@ -200,6 +190,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
 
 
 def default_home(env: Mapping[str, str]) -> Path:
+    """``$CORRAL_HOME`` as given (checked and resolved as any setting), else the XDG data dir."""
     if env.get("CORRAL_HOME"):
         return Path(env["CORRAL_HOME"])
     from platformdirs import user_data_dir
@@ -208,17 +199,18 @@ def default_home(env: Mapping[str, str]) -> Path:
 
 
 def config_path(env: Mapping[str, str] | None = None, home: Path | str | None = None) -> Path:
-    """The config file consulted (it need not exist); ``home`` is an explicit home override."""
+    """The config file consulted (it need not exist), absolute; ``home`` is an explicit home
+    override. Relative names are relative to the working directory, ``~`` is expanded."""
     env = os.environ if env is None else env
     if env.get("CORRAL_CONFIG"):
-        return Path(env["CORRAL_CONFIG"])
+        return paths.absolute(env["CORRAL_CONFIG"])
     if home is not None:
-        return Path(home) / "config.toml"
+        return paths.absolute(home) / "config.toml"
     if env.get("CORRAL_HOME"):
-        return Path(env["CORRAL_HOME"]) / "config.toml"
+        return paths.absolute(env["CORRAL_HOME"]) / "config.toml"
     from platformdirs import user_config_dir
 
-    return Path(user_config_dir("corral")) / "config.toml"
+    return paths.absolute(user_config_dir("corral")) / "config.toml"
 
 
 def parse_value(text: str) -> Any:
@@ -231,12 +223,16 @@ def parse_value(text: str) -> Any:
 
 # ---------------------------------------------------------------- merging the sources
 class _Layers:
-    """The merged raw data and, for every dotted key, the source that set it last."""
+    """The merged raw data and, for every dotted key, the source that set it last and the
+    directory a relative path there is relative to (``base``: see ``corral.paths``)."""
 
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
         self.backends: dict[str, dict[str, Any]] = {}
         self.sources: dict[str, str] = {}
+        self.bases: dict[str, Path | None] = {}
+        self.base: Path | None = None
+        """The base of the values being set now."""
 
     def set(self, dotted: str, value: Any, source: str) -> None:
         head, _, rest = dotted.partition(".")
@@ -247,7 +243,7 @@ class _Layers:
             else:
                 self._merge_section(name, {key: value} if key else value, source)
             return
-        if head not in _CHECKS:
+        if head not in _CHECKS and head not in _PATHS:
             raise ConfigError(
                 f"unknown setting {head!r} (from {source}; known: {', '.join(USER_KEYS)})"
             )
@@ -255,6 +251,7 @@ class _Layers:
             raise ConfigError(f"setting {head!r} has no sub-keys (got {dotted!r} from {source})")
         self.data[head] = value
         self.sources[head] = source
+        self.bases[head] = self.base
 
     def _merge_backends(self, value: Any, source: str) -> None:
         if not isinstance(value, dict):
@@ -269,6 +266,7 @@ class _Layers:
         for key, value in section.items():
             merged[key] = value
             self.sources[f"backends.{name}.{key}"] = source
+            self.bases[f"backends.{name}.{key}"] = self.base
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -308,34 +306,42 @@ def load_settings(
     env = os.environ if env is None else env
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     layers = _Layers()
+    cwd = layers.base = paths.working_dir()
     layers.set(
         "home", default_home(env), "env CORRAL_HOME" if env.get("CORRAL_HOME") else "default"
     )
     path = config_path(env, overrides.get("home"))
     if path.exists():
+        layers.base = path.parent  # (absolute: config_path made it so)
         for key, value in _read_file(path).items():
             layers.set(key, value, f"file {path}")
+        layers.base = cwd
     _from_env(layers, env)
     for key, value in overrides.items():
         layers.set(key, value, origin)
-    values = {key: _checked(key, raw, layers.sources) for key, raw in layers.data.items()}
+    values = {key: _checked(key, raw, layers) for key, raw in layers.data.items()}
     home = values["home"]
     for key, default in (("work_dir", home / "jobs"), ("registry", home / "registry.db")):
         if key not in values:
             values[key] = default
             layers.sources[key] = "default (under home)"
-    sections = {name: _section(name, raw, layers.sources) for name, raw in layers.backends.items()}
-    return Settings(**values, backends=sections, config_file=path, sources=layers.sources)
+    sections = {name: _section(name, raw, layers) for name, raw in layers.backends.items()}
+    return Settings(**values, backends=sections, config_file=path, sources=layers.sources, cwd=cwd)
 
 
-def _checked(key: str, value: Any, sources: Mapping[str, str]) -> Any:
+def _checked(key: str, value: Any, layers: _Layers) -> Any:
     try:
+        if key in _PATHS:
+            return _PATHS[key](value, layers.bases[key])
         return _CHECKS[key](value)
     except ValueError as exc:
-        raise ConfigError(f"config {key}: {exc}, got {value!r} (from {sources[key]})") from exc
+        where = layers.sources[key]
+        raise ConfigError(f"config {key}: {exc}, got {value!r} (from {where})") from exc
 
 
-def _section(name: str, raw: Mapping[str, Any], sources: Mapping[str, str]) -> BackendSettings:
+def _section(name: str, raw: Mapping[str, Any], layers: _Layers) -> BackendSettings:
+    sources = layers.sources
+
     def check(key: str, test: Callable[[Any], Any], default: Any) -> Any:
         if key not in raw:
             return default
@@ -357,6 +363,9 @@ def _section(name: str, raw: Mapping[str, Any], sources: Mapping[str, str]) -> B
         min_interval=check("min_interval", _number(0, _DAY, above=True), 0.5),
         max_interval=check("max_interval", _number(0, _DAY, above=True), 30.0),
         extra={k: v for k, v in raw.items() if k not in COMMON_BACKEND_KEYS},
+        bases={
+            k: layers.bases[f"backends.{name}.{k}"] for k in raw if k not in COMMON_BACKEND_KEYS
+        },
     )
     if section.min_interval > section.max_interval:
         raise ConfigError(

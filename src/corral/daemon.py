@@ -1,4 +1,11 @@
-"""Starting the background monitor daemon, exactly once, detached from the caller's session."""
+"""Starting the background monitor daemon, exactly once, detached from the caller's session.
+
+The daemon starts in the directory its starter loaded the settings in (so relative paths from
+the environment mean what they meant to the starter), loads its settings, and then leaves for
+``/`` (``leave_cwd``): it never keeps a directory of the user's busy (``umount`` would fail),
+and nothing it does depends on its working directory. Its Python is started with ``-P``, so
+modules in that directory cannot shadow the ones corral imports.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,13 @@ LOG_TAIL = 64 * 1024  # enough for the last traceback; the log itself grows with
 # traceback (``ValueError: ...``, also in the ``  | `` frame of an exception group).
 _LOGGED = re.compile(r" (?:ERROR|CRITICAL) (.*)$|^(corral monitor: .*)$")
 _RAISED = re.compile(r"^[\s|]*((?:[A-Za-z_]\w*\.)*[A-Z]\w*: .*)$")
+PATH_ENV = (
+    *("DIRACX_CREDENTIALS_PATH", "X509_USER_PROXY", "X509_CERT_DIR", "X509_VOMS_DIR"),
+    *("CONDOR_CONFIG", "SLURM_CONF", "SGE_ROOT"),
+)
+"""Variables the backends (or the scheduler tools they run) read as paths in the monitor's
+process: made absolute, like the relative entries of ``PATH``, before the daemon leaves its
+starting directory."""
 
 
 def ensure_daemon(settings: Settings, wait: float = 10.0) -> int | None:
@@ -56,12 +70,15 @@ def _spawn_detached(settings: Settings) -> int | None:
     env = dict(os.environ, CORRAL_HOME=str(settings.home))
     if settings.config_file is not None:  # the daemon reads the config its starter read
         env["CORRAL_CONFIG"] = str(settings.config_file)
+    # cd: to where the settings were loaded (see above; the daemon then leaves for /);
     # umask 077: the log and everything the monitor creates are private to the user
-    private = "umask 077; "
+    private = '[ -z "$3" ] || cd "$3" 2>/dev/null; umask 077; '
     script = private + (
-        'exec "$0" -m corral.monitor --daemon --idle-exit "$2" >>"$1" 2>&1 </dev/null & echo $!'
+        'exec "$0" -P -m corral.monitor --daemon --idle-exit "$2" >>"$1" 2>&1 </dev/null & echo $!'
     )
+    where = str(settings.cwd or "")  # (gone: it stays where this process is)
     argv = ["sh", "-c", script, sys.executable, str(settings.log_path), str(settings.idle_exit)]
+    argv.append(where)
     read_end, write_end = os.pipe()  # both close-on-exec; only the dup2'd copy reaches sh
     try:
         try:
@@ -78,6 +95,24 @@ def _spawn_detached(settings: Settings) -> int | None:
         os.close(read_end)
     text = out.decode(errors="replace").strip()
     return int(text) if text.isdigit() else None
+
+
+def leave_cwd() -> None:
+    """The detached daemon's last step before it runs: make the path variables of ``PATH_ENV``
+    and ``PATH``'s entries absolute (against the directory it was started in), then move to
+    ``/``."""
+    try:
+        here = os.getcwd()
+    except OSError:  # gone: a relative path there names nothing any more
+        here = "/"
+    for name in PATH_ENV:
+        value = os.environ.get(name)
+        if value and value != "ONLY_ENV":  # (CONDOR_CONFIG's "no file at all")
+            os.environ[name] = os.path.join(here, os.path.expanduser(value))
+    if "PATH" in os.environ:  # (an empty entry is the working directory)
+        entries = os.environ["PATH"].split(":")
+        os.environ["PATH"] = ":".join(os.path.join(here, entry) for entry in entries)
+    os.chdir("/")
 
 
 def _gone(pid: int) -> bool:

@@ -128,3 +128,24 @@ def test_the_background_monitor_reads_the_same_config(tmp_path: Path) -> None:
         assert second[0] >= first[1] - 0.05, runs  # one cpu: the second starts after the first
     finally:
         stop_monitor(home)
+
+
+def test_config_show_prints_paths_resolved_against_the_config_file(
+    cli_home: Path, tmp_path: Path
+) -> None:
+    (cli_home / "config.toml").write_text(
+        'work_dir = "jobs-rel"\n[backends.grid]\ntype = "dirac"\n'
+        'credentials_path = "tokens.json"\n[backends.classic]\ntype = "dirac-classic"\n'
+        'module_path = ["lib"]\npython = "python3"\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shown = run_corral(cli_home, "config", "show", "--json", cwd=elsewhere)
+    assert shown.code == 0, shown
+    settings = shown.json()["settings"]
+    assert settings["work_dir"]["value"] == str(cli_home / "jobs-rel")
+    assert settings["backends.grid.credentials_path"]["value"] == str(cli_home / "tokens.json")
+    assert settings["backends.classic.module_path"]["value"] == [str(cli_home / "lib")]
+    assert settings["backends.classic.python"]["value"] == "python3"
+    human = run_corral(cli_home, "config", "show", cwd=elsewhere, env={"COLUMNS": "400"})
+    assert str(cli_home / "tokens.json") in human.out

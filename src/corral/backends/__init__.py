@@ -65,7 +65,8 @@ def options_of(settings: Settings, name: str) -> tuple[type[BackendBase], Backen
     """The class of backend instance ``name`` and its checked options (``ConfigError`` for a
     bad value, ``BackendUnavailable`` if the class cannot load)."""
     cls = load(settings.backend_kind(name))
-    return cls, cls.check_options(name, settings.backend_config(name).options)
+    config = settings.backend_config(name)
+    return cls, cls.check_options(name, config.options, config.bases)
 
 
 def build(config: BackendConfig) -> AsyncBackend:

@@ -34,6 +34,8 @@ Failure rules (the monitor applies them; a backend only raises):
 Options are pydantic models (``Options`` for a ``[backends.NAME]`` section, ``JobOptions`` for a
 job's ``backend_options``) that check values as well as names. They are validated only by the
 verbs that use a backend (submit, monitor, plugins, config show), never on the read path.
+A path-valued option is declared ``OptionPath`` (``OptionCommand`` for a program): checking
+resolves it against the directory of the config file that set it (``corral.paths``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from corral import inputs
+from corral.backends.option_paths import OptionCommand as OptionCommand
+from corral.backends.option_paths import OptionPath as OptionPath
 from corral.errors import ConfigError, HoldUnsupported, InvalidSpec
 from corral.records import Attempt, Observation
 
@@ -95,12 +99,20 @@ def validation_message(exc: ValidationError, where: str) -> str:
     return "; ".join(parts)
 
 
-def parse_model(model: type[M], raw: Mapping[str, Any], where: str, error: type[Exception]) -> M:
+def parse_model(
+    model: type[M],
+    raw: Mapping[str, Any],
+    where: str,
+    error: type[Exception],
+    bases: Mapping[str, Path | None] | None = None,
+) -> M:
+    """``raw`` checked against ``model``; ``bases`` say what each key's relative paths are
+    relative to (keys not in it: the working directory now)."""
     bad = inputs.bad_text(raw)  # every backend's options, whatever its model declares
     if bad is not None:
         raise error(f"{where}.{bad}")
     try:
-        return model.model_validate(dict(raw))
+        return model.model_validate(dict(raw), context={"bases": bases or {}})
     except ValidationError as exc:
         raise error(validation_message(exc, where)) from exc
 
@@ -131,6 +143,8 @@ class BackendConfig:
     kind: str = ""
     registry_uuid: str = ""
     """The registry uuid (32 hex) for backends that tag scheduler jobs with it; "" if unknown."""
+    bases: Mapping[str, Path | None] = field(default_factory=dict)
+    """What relative paths in each option are relative to (``BackendSettings.bases``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +183,15 @@ class BackendBase:
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
-        self.options = self.check_options(config.name, config.options)
+        self.options = self.check_options(config.name, config.options, config.bases)
 
     @classmethod
-    def check_options(cls, name: str, raw: Mapping[str, Any]) -> BackendOptions:
-        """A ``[backends.NAME]`` section's options, checked: ``ConfigError`` names key and value."""
-        return parse_model(cls.Options, raw, f"backends.{name}", ConfigError)
+    def check_options(
+        cls, name: str, raw: Mapping[str, Any], bases: Mapping[str, Path | None] | None = None
+    ) -> BackendOptions:
+        """A ``[backends.NAME]`` section's options, checked: ``ConfigError`` names key and value.
+        ``bases``: what each key's relative paths are relative to (see ``parse_model``)."""
+        return parse_model(cls.Options, raw, f"backends.{name}", ConfigError, bases)
 
     @classmethod
     def check_job(cls, spec: JobSpec, options: BackendOptions) -> None:

@@ -83,6 +83,7 @@ def effective(settings: Settings) -> list[tuple[str, Any, str]]:
             "min_interval": section.min_interval,
             "max_interval": section.max_interval,
             **section.options(),
+            **_resolved_paths(settings, name),
         }
         for key, value in fields.items():
             dotted = f"backends.{name}.{key}"
@@ -91,6 +92,23 @@ def effective(settings: Settings) -> list[tuple[str, Any, str]]:
                 source = "default (the section's name)"
             rows.append((dotted, value, source))
     return rows
+
+
+def _resolved_paths(settings: Settings, name: str) -> dict[str, Any]:
+    """A section's path options as its backend sees them (absolute); nothing if the section
+    does not check (``check_settings`` says why, after the listing)."""
+    from corral import backends
+    from corral.backends.option_paths import path_fields
+    from corral.errors import BackendUnavailable, ConfigError
+
+    section = settings.backends.get(name)
+    if section is None or not backends.known(settings.backend_kind(name)):
+        return {}
+    try:
+        cls, options = backends.options_of(settings, name)
+    except (ConfigError, BackendUnavailable):
+        return {}
+    return {key: getattr(options, key) for key in path_fields(cls.Options) if key in section.extra}
 
 
 def plugins(ctx: typer.Context, as_json: Json = False) -> None:

@@ -1,8 +1,10 @@
 """``corral submit``: from a job file (TOML/JSON), or ``corral submit [options] -- cmd args...``.
 
 The spec is built and validated completely (job file, flags, sweep or split, backend) before
-anything is written, so bad input changes nothing. Relative input paths are made absolute here:
-the monitor that stages them runs elsewhere, in another working directory.
+anything is written, so bad input changes nothing. Relative input files and working dirs are
+made absolute here, by ``admit.absolute_paths`` as a submit through the API makes them (a job
+file's against its own directory, the flags' against the working directory), so ``--dry-run``
+shows what a submit stores: the monitor that stages them runs elsewhere, in another directory.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def build_spec(
 ) -> JobSpec:
     """The validated spec from a job file and/or the flags (flags win, lists are appended);
     a sweep range of more than ``max_values`` values is refused before it is made."""
+    from corral.admit import absolute_paths
     from corral.spec import load_spec, parse_spec
 
     data: dict[str, Any] = {}
@@ -125,10 +128,8 @@ def build_spec(
                 f"a job file ends in .toml or .json: {str(job_file)!r}; to run a "
                 f"command, put it after --: corral submit -- {job_file}"
             )
-        data = load_spec(job_file).model_dump(exclude_unset=True)
-        data["input_files"] = [_absolute(p, job_file.parent) for p in data.get("input_files", ())]
-        if data.get("working_dir"):
-            data["working_dir"] = _absolute(data["working_dir"], job_file.parent)
+        loaded = absolute_paths(load_spec(job_file), str(job_file.parent.absolute()))
+        data = loaded.model_dump(exclude_unset=True)
     if tail is not None and not tail:
         raise InvalidInput(
             "nothing after '--': give the command to run, e.g. corral submit -- echo hello"
@@ -146,7 +147,7 @@ def build_spec(
             "nothing to run: give a job file, --script FILE, or a command after "
             "'--' (corral submit -- echo hello)"
         )
-    return parse_spec(data)
+    return absolute_paths(parse_spec(data))  # the flags' (the job file's are already)
 
 
 def _apply_flags(data: dict[str, Any], f: dict[str, Any], max_values: int) -> None:
@@ -162,14 +163,11 @@ def _apply_flags(data: dict[str, Any], f: dict[str, Any], max_values: int) -> No
     data["tags"] = [*data.get("tags", ()), *(f["tags"] or ())]
     data["outputs"] = [*data.get("outputs", ()), *(f["outputs"] or ())]
     data["setup"] = [*data.get("setup", ()), *(f["setup"] or ())]
-    data["input_files"] = [
-        *data.get("input_files", ()),
-        *(_absolute(p, Path.cwd()) for p in f["inputs"] or ()),
-    ]
+    data["input_files"] = [*data.get("input_files", ()), *(f["inputs"] or ())]
     data["environment"] = {**data.get("environment", {}), **_pairs(f["env"], "--env")}
     data["backend_options"] = {**data.get("backend_options", {}), **_options(f["options"])}
     if f["workdir"] is not None:
-        data["working_dir"] = str(f["workdir"].expanduser().absolute())
+        data["working_dir"] = str(f["workdir"])
     if f["script"] is not None:  # replaces a job file's command or script
         data.pop("command", None)
         data["script"] = _read(f["script"], "--script")
@@ -179,10 +177,6 @@ def _apply_flags(data: dict[str, Any], f: dict[str, Any], max_values: int) -> No
         data["splitter"] = {"kind": "sweep", "parameters": parse_sweep(f["sweep"], max_values)}
     if f["split"] is not None:
         data["splitter"] = {"kind": "args", "args": parse_split(f["split"])}
-
-
-def _absolute(path: str, base: Path) -> str:
-    return str((base / Path(path).expanduser()).absolute())
 
 
 def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from corral import faults
 from corral.config import Settings, load_settings
+from corral.daemon import leave_cwd
 from corral.errors import CorralError, LeaseLost, MonitorBusy
 from corral.monitor.core import Monitor
 from corral.registry.aio import AsyncRegistry
@@ -153,10 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s"
     )
     try:
-        settings = load_settings()
+        settings = load_settings()  # (in the starter's directory: see corral.daemon)
     except CorralError as exc:  # no settings, so no registry to keep the error in
         log.error("monitor cannot start: %s", describe(exc))
         return UNAVAILABLE
+    if args.daemon:
+        leave_cwd()
     idle = settings.idle_exit if args.idle_exit is None else args.idle_exit
     try:
         return asyncio.run(run_daemon(settings, idle))

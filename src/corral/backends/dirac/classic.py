@@ -34,6 +34,8 @@ from corral.backends.base import (
     BackendConfig,
     BackendOptions,
     JobOptions,
+    OptionCommand,
+    OptionPath,
     Report,
     Submitted,
 )
@@ -55,12 +57,14 @@ OUTPUT_TMP = ".dirac-output.tmp"
 class DiracClassicOptions(BackendOptions, _Placement):
     """A ``[backends.NAME]`` section of type ``dirac-classic``."""
 
-    python: str = Field("python3", min_length=1, description="The DIRAC installation's Python.")
-    environment_script: str | None = Field(
+    python: OptionCommand = Field(
+        "python3", min_length=1, description="The DIRAC installation's Python (a name or a path)."
+    )
+    environment_script: OptionPath | None = Field(
         None, description="Sourced before the worker starts (e.g. diracos/diracosrc)."
     )
     environment: dict[str, str] = Field(default_factory=dict, description="Extra environment.")
-    module_path: list[str] = Field(
+    module_path: list[OptionPath] = Field(
         default_factory=list, description="Extra sys.path entries of the workers."
     )
     dirac_api: str = Field(
@@ -71,7 +75,7 @@ class DiracClassicOptions(BackendOptions, _Placement):
     initialize: Literal["initialize", "no-auth", "none"] = Field(
         "initialize", description="How the workers call DIRAC.initialize."
     )
-    proxy: str | None = Field(
+    proxy: OptionPath | None = Field(
         None, description="The proxy file; default $X509_USER_PROXY or /tmp/x509up_u<uid>."
     )
     workers: int = Field(2, ge=1, le=64, description="Worker processes.")

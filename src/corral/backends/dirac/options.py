@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, Field
 
-from corral.backends.base import BackendOptions, JobOptions
+from corral.backends.base import BackendOptions, JobOptions, OptionPath
 
 _TAG = r"^[A-Za-z0-9_.:\-]+$"
 
@@ -45,7 +45,7 @@ class DiracOptions(BackendOptions, _Placement):
     """A ``[backends.NAME]`` section of type ``dirac``."""
 
     url: str | None = Field(None, description="DiracX server; default: $DIRACX_URL.")
-    credentials_path: str | None = Field(
+    credentials_path: OptionPath | None = Field(
         None, description="Token file; default: $DIRACX_CREDENTIALS_PATH or dirac login's."
     )
     client_id: str = Field("myDIRACClientID", min_length=1, description="OAuth client id.")
