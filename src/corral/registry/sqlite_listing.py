@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
+Span = tuple[int, int]  # job numbers lo <= job_id < hi
 TOP = -1  # jobs.sub of a top-level job (corral.registry.schema.TOP, which imports SQLAlchemy)
 _ID_SQL = "CAST(t.job_id AS TEXT) || CASE WHEN t.sub >= 0 THEN '.' || t.sub ELSE '' END"
 
@@ -62,10 +63,16 @@ def _tags_json(value: str) -> str:
     return json.dumps([t for t in value.split(",") if t], ensure_ascii=False)
 
 
-def sql_where(selection: Selection | None, now: float) -> tuple[str, list[Any]]:
-    """SQL over ``jobs AS t`` and its parameters (top-level rows unless ids name subjobs)."""
+def sql_where(
+    selection: Selection | None, now: float, span: Span | None = None
+) -> tuple[str, list[Any]]:
+    """SQL over ``jobs AS t`` and its parameters (top-level rows unless ids name subjobs;
+    with ``span``, only job numbers ``lo <= job_id < hi``)."""
     clauses: list[str] = ["t.removing = 0"]  # a tombstone (rm --force, kill pending) is gone
     params: list[Any] = []
+    if span is not None:
+        clauses.append("t.job_id >= ? AND t.job_id < ?")
+        params.extend(span)
 
     def any_of(template: str, values: Iterable[Any]) -> None:
         values = list(values)
@@ -122,6 +129,12 @@ def widths(conn: sqlite3.Connection, subjob_ids: bool = False) -> Widths:
         count=max(len(str(sub + 1)), 4),
         cut_names=name > NAME_CAP,
     )
+
+
+def id_range(conn: sqlite3.Connection) -> Span:
+    """The job numbers in the registry, ``(lowest, highest + 1)`` (``(0, 0)`` when empty)."""
+    low, high = conn.execute("SELECT min(job_id), max(job_id) FROM jobs").fetchone()
+    return (0, 0) if low is None else (int(low), int(high) + 1)
 
 
 def missing_schema(exc: sqlite3.OperationalError) -> bool:
@@ -184,6 +197,7 @@ def listing(
     down: Collection[str] = (),
     *,
     escape: bool = False,
+    span: Span | None = None,
 ) -> tuple[bytes, int]:
     """The lines of ``corral ls`` (under ``listing_header``), formatted by SQLite and returned
     as one UTF-8 string with the number of rows. With ``escape``, every name, tag and backend
@@ -195,7 +209,7 @@ def listing(
     ``down`` (see ``down_backends``) shows as ``slurm (down)``. No colours: presentation is
     the caller's (``Widths.state_at``).
     """
-    where, params = sql_where(filt, now)
+    where, params = sql_where(filt, now, span)
     shown: Callable[[str], str] = _shown if escape else str
     backend, backend_params = _backend(shown, down)
     cw = w.count
@@ -248,13 +262,14 @@ def listing_json(
     now: float,
     *,
     exact: bool = False,
+    span: Span | None = None,
 ) -> bytes:
     """The items of the ``jobs`` array of ``corral ls --json`` (schema 1, docs/cli.md), one a
     line, comma-separated, built by SQLite, as UTF-8 (without the brackets). With ``exact`` the
     tags are encoded by Python (``tags_json``), for stored tags that hold control characters,
     which the fast way cannot escape on SQLite 3.40 (its ``json()`` refuses them; 3.50
     escapes them, as ``tags_json`` does)."""
-    where, params = sql_where(filt, now)
+    where, params = sql_where(filt, now, span)
     # Tags are stored as ",a,b,": none, one (json_array escapes it), or several: escape
     # backslashes and quotes, then split on commas (3.40's json() refuses a control character).
     # A JSON value keeps its type through CASE but not through a subquery: json() restores it.
