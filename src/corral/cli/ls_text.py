@@ -20,6 +20,7 @@ from corral.registry.listing_shape import DOWN_MARK, EMPTY, Widths, listing_head
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import TextIO
 
     from corral.registry.sqlite_ls import SQLiteListing
     from corral.selection import Selection
@@ -48,6 +49,8 @@ def write_listing(parts: list[bytes], filt: Selection | None, as_json: bool) -> 
     binary = getattr(out, "buffer", None)
     if binary is not None and (out.encoding or "").lower().replace("-", "") == "utf8":
         out.flush()  # (anything written as text before goes first)
+        if sum(len(part) for part in parts) > _BIG:
+            _widen_pipe(out)
         for part in parts:
             binary.write(part)
     else:
@@ -56,6 +59,23 @@ def write_listing(parts: list[bytes], filt: Selection | None, as_json: bool) -> 
     if not as_json and len(parts) == 1 and sys.stderr.isatty():  # the header alone
         empty = filt is None or filt.empty
         print("no jobs yet: try 'corral demo'" if empty else "no jobs match", file=sys.stderr)
+
+
+_BIG = 1 << 20  # bytes of listing
+
+
+def _widen_pipe(out: TextIO) -> None:
+    """A pipe as stdout holds 64 KiB: make it hold 1 MiB (Linux's limit for a user), so tens
+    of MB go through in tens of writes, not hundreds (the reader wakes up as often)."""
+    try:
+        import fcntl
+        import stat
+
+        fd = out.fileno()
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass  # (not Linux, not a pipe, or no more pipe memory for this user: as it is)
 
 
 def ls_json(reader: SQLiteListing | None, filt: Selection | None) -> list[bytes]:

@@ -9,7 +9,7 @@ the CPU time, no gain in wall time).
 The child is only forked from a process without other threads (a fork copies no thread, so a
 lock another thread held would stay locked in the child) and while this process has no
 SQLite connection open (SQLite's rule: no connection crosses a fork). It runs its read on a
-connection of its own, sends the bytes back through a pipe and exits; whatever goes wrong
+connection of its own, writes the bytes to a memory file and exits; whatever goes wrong
 there, the caller learns only that it failed, and reads that half itself (with its errors
 raised where they belong).
 """
@@ -34,24 +34,32 @@ class Child:
     """A forked process computing some bytes; ``result()`` waits for them."""
 
     def __init__(self, read: Callable[[], bytes]) -> None:
-        rfd, wfd = os.pipe()
+        # Into a memory file, not a pipe: the child writes its tens of MB without waiting for
+        # this process, which reads them only once its own half is done.
+        fd = _memory_file()
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns
-            os.close(rfd)
-            _run_and_exit(read, wfd)
-        os.close(wfd)
-        self._rfd = rfd
+            _run_and_exit(read, fd)
+        self._fd = fd
 
     def result(self) -> bytes | None:
         """The child's bytes, or None if it failed."""
-        chunks = []
         try:
-            while chunk := os.read(self._rfd, 1 << 20):
-                chunks.append(chunk)
-        finally:
-            os.close(self._rfd)
             _, status = os.waitpid(self.pid, 0)
-        return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
+            if os.waitstatus_to_exitcode(status) != 0:
+                return None
+            return os.pread(self._fd, os.fstat(self._fd).st_size, 0)
+        finally:
+            os.close(self._fd)
+
+
+def _memory_file() -> int:
+    if hasattr(os, "memfd_create"):  # (Linux)
+        return os.memfd_create("corral-listing", os.MFD_CLOEXEC)
+    import tempfile
+
+    with tempfile.TemporaryFile() as handle:  # (elsewhere: a file that has no name already)
+        return os.dup(handle.fileno())
 
 
 def _run_and_exit(read: Callable[[], bytes], wfd: int) -> None:
