@@ -17,10 +17,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade "pip==25.3"
 
+# venv compiles corral's bytecode, as a wheel install has it (with PYTHONDONTWRITEBYTECODE=1
+# every command would compile its modules again: a quarter of a cold `corral ls`)
 venv: $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
-	# bytecode, as a wheel install has it (PYTHONDONTWRITEBYTECODE=1 would compile every module
-	# of every command again: a quarter of a cold `corral ls`)
 	$(BIN)/python -m compileall -q src
 
 demo: venv
