@@ -14,9 +14,12 @@ from typing import TypeVar
 
 from corral.records import Usage
 
-SQUEUE_FORMAT = "%i|%T|%j|%r"
-"""Native id (``123`` or ``123_4``), long state, job name, reason: the reason goes last because it
-is free text; our job names are labels and never hold a ``|``."""
+SQUEUE_FORMAT = "JobArrayID:|,State:|,Name:|,RestartCnt:|,Reason:"
+"""For ``squeue --Format``: native id (``123`` or ``123_4``), long state, job name, how many times
+Slurm restarted the job (requeues: the wrapper's ``SLURM_RESTART_COUNT``, so the run number of
+its run files), reason. ``:|`` is "no width, ``|`` after": fields are printed whole. The reason
+goes last because it is free text; our job names are labels and never hold a ``|``. (``-o`` has
+no letter for the restart count; its ``%i|%T|%j|%r`` prints the other fields the same way.)"""
 
 SACCT_FIELDS = "JobID,State,ExitCode,JobName,TotalCPU,MaxRSS,ElapsedRaw,NodeList"
 """With ``-n -P``: one ``|``-separated line per job allocation and per step; the steps give only
@@ -44,6 +47,8 @@ class QueueRow:
     state: str
     name: str
     reason: str
+    restarts: int | None = None
+    """Slurm's restart count: the run Slurm is at (None: not known, a line without it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +127,21 @@ def error_line(stderr: str) -> str:
 
 
 def parse_squeue(text: str) -> dict[str, QueueRow]:
-    """``squeue -h -r -o SQUEUE_FORMAT``: ``{native_id: row}``."""
+    """``squeue -h -r -O SQUEUE_FORMAT``: ``{native_id: row}``. Lines of ``-o %i|%T|%j|%r`` (no
+    restart count) are read too, with ``restarts`` None."""
     rows: dict[str, QueueRow] = {}
     for line in text.splitlines():
-        parts = line.strip().split("|", 3)
-        if len(parts) != 4 or not parts[0]:
+        parts = line.strip().split("|", 4)
+        if len(parts) < 4 or not parts[0]:
             continue
-        job, state, name, reason = parts
+        restarts = None
+        if len(parts) == 5 and parts[3].isdigit():
+            job, state, name, count, reason = parts
+            restarts = int(count)
+        else:
+            job, state, name, reason = line.strip().split("|", 3)
         for native_id in expand_native_id(job):  # only without --array: 6_[1-2] pending
-            rows[native_id] = QueueRow(native_id, state, name, reason)
+            rows[native_id] = QueueRow(native_id, state, name, reason, restarts)
     return rows
 
 
