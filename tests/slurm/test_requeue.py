@@ -55,6 +55,13 @@ def test_the_exit_of_the_run_squeue_is_at_is_taken(tmp_path: Path) -> None:
     assert (obs.state, obs.exit_code) == (JobState.COMPLETING, 3)
 
 
+def test_an_exit_the_cluster_requeues_on_is_not_the_jobs_end(tmp_path: Path) -> None:
+    clean99 = RunFiles(0, "21", 1.0, ExitRecord(99, terminated=False, at=2.0))
+    assert observe.fast_path(running(tmp_path), clean99, frozenset({99})) is None
+    taken = observe.fast_path(running(tmp_path), clean99)
+    assert taken is not None and taken.exit_code == 99
+
+
 FAKE = """#!/bin/sh
 name=$(basename "$0")
 [ -f "$FAKE_DIR/$name.out" ] && cat "$FAKE_DIR/$name.out"

@@ -17,7 +17,7 @@ from corral.backends.slurm import SlurmBackend, render
 from corral.records import Attempt, Observation
 from corral.spec import JobSpec
 from corral.states import JobState
-from tests.slurm.helpers import SLURM, attempt, drive
+from tests.slurm.helpers import SLURM, apply, attempt, drive
 from tests.slurm.test_integration import Harness, run, scontrol
 
 pytestmark = SLURM
@@ -120,3 +120,33 @@ def test_a_rerun_that_never_reached_the_wrapper_is_not_judged_by_the_killed_run(
     assert last.exit_code in (None, 125), log[job.uuid]
     assert job.state == JobState.FAILED or last.exit_code == 125, log[job.uuid]
     assert "cannot enter" in (job.attempt_dir / render.ERRORS).read_text()
+
+
+def test_an_exit_the_cluster_requeues_on_is_not_the_jobs_end(harness: Harness) -> None:
+    # scripts/start-slurm.sh sets RequeueExit=99: run 0's clean exit 99 is followed by run 1
+    slurm = harness.backend()
+    script = 'if [ "${SLURM_RESTART_COUNT:-0}" = 0 ]; then exit 99; fi; echo "run=1"'
+    log: Log = {}
+
+    async def go() -> Attempt:
+        spec = JobSpec(command=("sh", "-c", script))
+        (job,) = await harness.submit(slurm, [attempt(harness.root, spec)])
+        deadline = time.monotonic() + 60
+        # polled like the monitor while run 0 ends and Slurm requeues the job
+        while read_run_files(job.attempt_dir).exit is None or (
+            await asyncio.to_thread(reason_of, job) != "BeginTime"
+        ):
+            assert time.monotonic() < deadline, f"job {job.native_id} was not requeued"
+            seen = await slurm.status([job])
+            log.setdefault(job.uuid, []).append(seen[job.uuid])
+            (job,) = apply([job], seen)
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)  # past the second of the requeue (see ``requeued``)
+        await asyncio.to_thread(scontrol, "update", f"jobid={job.native_id}", "StartTime=now")
+        (job,) = await drive(slurm, [job], log=log)
+        return job
+
+    job = run(go())
+    assert [o.exit_code for o in log[job.uuid] if o.exit_code is not None] == [0], log[job.uuid]
+    assert (job.attempt_dir / "stdout").read_text() == "run=1\n"
+    assert read_run_files(job.attempt_dir).run == 1

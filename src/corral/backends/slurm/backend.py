@@ -135,8 +135,14 @@ class SlurmBackend(BatchBackend):
 
     # ---- status
 
+    async def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
+        if attempts:
+            await self.cluster()  # its RequeueExit codes, for the fast path (read once)
+        return await super().status(attempts)
+
     def ended(self, attempt: Attempt, files: RunFiles) -> Observation | None:
-        return observe.fast_path(attempt, files)
+        requeue_exits = self._cluster.requeue_exits if self._cluster else frozenset()
+        return observe.fast_path(attempt, files, requeue_exits)
 
     async def query(
         self, attempts: Sequence[Attempt], files: Mapping[str, RunFiles]

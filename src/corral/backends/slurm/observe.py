@@ -58,10 +58,13 @@ def ended(attempt: Attempt, code: int, signal: int | None = None) -> Observation
     return Observation.ended(attempt.uuid, code, signal=signal, native_id=attempt.native_id)
 
 
-def fast_path(attempt: Attempt, files: RunFiles) -> Observation | None:
+def fast_path(
+    attempt: Attempt, files: RunFiles, requeue_exits: frozenset[int] = frozenset()
+) -> Observation | None:
     """The wrapper saw the latest run end on its own: no scheduler call needed (the usage is
-    the wrapper's: CPU and wall time, no peak memory)."""
-    if files.exit is not None and files.exit.clean:
+    the wrapper's: CPU and wall time, no peak memory). An exit code on which the cluster
+    requeues the job (``RequeueExit``) is not its end: squeue says what follows."""
+    if files.exit is not None and files.exit.clean and files.exit.code not in requeue_exits:
         return replace(ended(attempt, files.exit.code), usage=files.usage)
     return None
 

@@ -37,6 +37,8 @@ class ClusterInfo:
     max_array_size: int
     accounting: bool
     version: str = ""
+    requeue_exits: frozenset[int] = frozenset()
+    """``RequeueExit`` and ``RequeueExitHold``: exit codes on which Slurm runs the job again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,19 @@ def cluster_info(config: dict[str, str]) -> ClusterInfo:
         max_array_size=size,
         accounting=storage not in ("", "accounting_storage/none", "(null)"),
         version=config.get("SLURM_VERSION", ""),
+        requeue_exits=exit_codes(config.get("RequeueExit", ""))
+        | exit_codes(config.get("RequeueExitHold", "")),
     )
+
+
+def exit_codes(text: str) -> frozenset[int]:
+    """``99,100-102`` -> {99, 100, 101, 102}; ``(null)`` or anything unreadable -> {}."""
+    codes: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            codes.update(range(int(first), min(int(last or first), 255) + 1))
+    return frozenset(codes)
 
 
 def parse_sbatch(stdout: str) -> str:
