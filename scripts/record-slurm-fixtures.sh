@@ -8,7 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${FIXTURES:-$here/../tests/slurm/fixtures}
 mkdir -p "$out"
-SQUEUE_FORMAT='%i|%T|%j|%r'
+SQUEUE_FORMAT='JobArrayID:|,State:|,Name:|,RestartCnt:|,Reason:'
 SACCT_FIELDS='JobID,State,ExitCode,JobName,TotalCPU,MaxRSS,ElapsedRaw,NodeList'
 work=$(mktemp -d /tmp/corral-fixtures.XXXXXX)
 cd "$work"
@@ -61,18 +61,18 @@ scancel "$pend_cancel"
 wait_state "$timeout_id" TIMEOUT 150
 sleep 2  # accounting lags about a second behind the controller
 ids=$(squeue -h -t all -r -o %i | sort -n | paste -sd,)
-rec squeue.states squeue --noheader --states=all --array --format=$SQUEUE_FORMAT --jobs="$ids"
-rec squeue.aggregated squeue --noheader --states=all --format=$SQUEUE_FORMAT --jobs="$ids"
-rec squeue.names squeue --noheader --states=all --array --format=$SQUEUE_FORMAT \
+rec squeue.states squeue --noheader --states=all --array --Format=$SQUEUE_FORMAT --jobs="$ids"
+rec squeue.aggregated squeue --noheader --states=all --Format=$SQUEUE_FORMAT --jobs="$ids"
+rec squeue.names squeue --noheader --states=all --array --Format=$SQUEUE_FORMAT \
   --name=fx-array,fx-limited,fx-single,fx-nosuchname
 rec sacct.states sacct --noheader --parsable2 --allocations --format=$SACCT_FIELDS --jobs="$ids"
 # squeue exits 1 only when it asked for a single id (several are filtered on the client side)
-rec squeue.never-started squeue --noheader --states=all --array --format=$SQUEUE_FORMAT \
+rec squeue.never-started squeue --noheader --states=all --array --Format=$SQUEUE_FORMAT \
   --jobs="$never,$never2"
 rec sacct.never-started sacct --noheader --parsable2 --allocations --format=$SACCT_FIELDS \
   --jobs="$never,$never2"
-rec squeue.unknown-one squeue --noheader --states=all --array --format=$SQUEUE_FORMAT --jobs=99999
-rec squeue.unknown-many squeue --noheader --states=all --array --format=$SQUEUE_FORMAT \
+rec squeue.unknown-one squeue --noheader --states=all --array --Format=$SQUEUE_FORMAT --jobs=99999
+rec squeue.unknown-many squeue --noheader --states=all --array --Format=$SQUEUE_FORMAT \
   --jobs=99998,99999
 rec sacct.unknown sacct --noheader --parsable2 --allocations --format=$SACCT_FIELDS --jobs=99999
 
@@ -80,7 +80,7 @@ rec sacct.unknown sacct --noheader --parsable2 --allocations --format=$SACCT_FIE
 live=$(squeue -h -t pending,running -o %i | sed 's/_\[.*//' | sort -u | paste -sd' ')
 rec scancel.many scancel $live
 sleep 3
-rec squeue.cancelled squeue --noheader --states=all --array --format=$SQUEUE_FORMAT --jobs="$ids"
+rec squeue.cancelled squeue --noheader --states=all --array --Format=$SQUEUE_FORMAT --jobs="$ids"
 rec sacct.cancelled sacct --noheader --parsable2 --allocations --format=$SACCT_FIELDS \
   --jobs="$ids,$limited"
 rec scancel.finished scancel "$timeout_id"
@@ -91,12 +91,31 @@ nf_requeue=$(submit --job-name=fx-node-fail-requeue --requeue --wrap 'sleep 600'
 wait_state "$nf" RUNNING 30; wait_state "$nf_requeue" RUNNING 30
 scontrol update nodename=localhost state=down reason=corral-fixture
 sleep 3
-rec squeue.node-fail squeue --noheader --states=all --array --format=$SQUEUE_FORMAT \
+rec squeue.node-fail squeue --noheader --states=all --array --Format=$SQUEUE_FORMAT \
   --jobs="$nf,$nf_requeue"
 rec sacct.node-fail sacct --noheader --parsable2 --allocations --format=$SACCT_FIELDS \
   --jobs="$nf,$nf_requeue"
 # ReturnToService=2 may already have brought the node back when slurmd re-registered
 scontrol update nodename=localhost state=resume 2>/dev/null || true
 scancel "$nf_requeue"
+
+# ---- 4. a requeued job whose relaunch Slurm refuses: requeued at the start of a second and let
+# start again within that second, it meets the job credential slurmd revoked at the requeue
+# ("Killing non-startable batch JobId=N: Job credential revoked"): FAILED, restart count 1, and
+# no run 1 ever started (its wrapper would have recorded nothing after run 0's exit)
+for _ in $(seq 150); do sinfo -h -n localhost -o %t | grep -qE '^(idle|mix)' && break; sleep 0.2; done
+refused=$(submit --job-name=fx-relaunch-refused --wrap 'sleep 600')
+wait_state "$refused" RUNNING 30
+sleep 1
+until (( 10#$(date +%N) < 20000000 )); do :; done
+scontrol requeue "$refused"
+until [ "$(squeue -h -j "$refused" -o %T%r)" = PENDINGBeginTime ]; do sleep 0.005; done
+scontrol update jobid="$refused" StartTime=now
+wait_state "$refused" FAILED 10
+rec squeue.relaunch-refused squeue --noheader --states=all --array --Format=$SQUEUE_FORMAT \
+  --jobs="$refused"
+sleep 2  # accounting lags about a second behind the controller
+rec sacct.relaunch-refused sacct --noheader --parsable2 --allocations --format=$SACCT_FIELDS \
+  --jobs="$refused"
 rm -rf "$work"
 echo "recorded into $out"

@@ -99,6 +99,8 @@ $acct
 JobCompType=jobcomp/filetxt
 JobCompLoc=$SLURM_DIR/jobcomp.txt
 MinJobAge=$MIN_JOB_AGE
+# a job exiting 99 is requeued, as some sites do (the backend must not take 99 for its end)
+RequeueExit=99
 MaxArraySize=$MAX_ARRAY_SIZE
 KillWait=2
 ReturnToService=2

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from corral.backends.base import BackendConfig
-from corral.backends.runfiles import TICKET
+from corral.backends.runfiles import TICKET, read_run_files
 from corral.backends.sge import SgeBackend, parse
 from corral.records import Observation
 from corral.spec import JobSpec
@@ -141,3 +141,24 @@ def test_a_parallel_environment_gives_a_job_its_slots(tmp_path: Path) -> None:
         assert (job.attempt_dir / "stdout").read_text().strip() == "2"
 
     asyncio.run(body())
+
+
+def test_a_job_exiting_99_is_rescheduled_and_its_rerun_is_the_end(tmp_path: Path) -> None:
+    # exit 99 from a job script makes Grid Engine run the job again: that exit is not the end
+    script = "if [ -e tried ]; then echo rerun; else touch tried; exit 99; fi"
+    log: dict[str, list[Observation]] = {}
+
+    async def body() -> None:
+        sge = await started(backend(tmp_path))
+        job = attempt(tmp_path, JobSpec(command=("sh", "-c", script)))
+        result = await sge.submit([job])
+        (item,) = await drive(sge, submitted([job], result.accepted), within=120, log=log)
+        assert item.state == JobState.COMPLETING, log
+
+    asyncio.run(body())
+    (obs,) = [o for seen in log.values() for o in seen if o.state == JobState.COMPLETING]
+    assert obs.exit_code == 0 and not [o for o in log.values() for x in o if x.exit_code == 99]
+    (uuid,) = log
+    attempt_dir = next(tmp_path.glob(f"{uuid}/attempt-1"))
+    assert (attempt_dir / "stdout").read_text() == "rerun\n"
+    assert read_run_files(attempt_dir).run == 1 and (attempt_dir / "run-exit.0").exists()

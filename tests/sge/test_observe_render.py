@@ -83,3 +83,28 @@ def test_accounting_maps_to_observations(tmp_path: Path) -> None:
     broken = parse.AcctRow("5", "x", 0, "26 : opening input/output file", Usage())
     obs = observe.from_acct(item, broken, RunFiles())
     assert obs.state == JobState.FAILED and "opening input/output file" in obs.reason
+
+
+def test_every_run_of_a_rescheduled_job_has_its_own_number(tmp_path: Path) -> None:
+    # Grid Engine's RESTARTED is 1 for every rerun: were it the run number, a job rescheduled
+    # twice would start run 1 again next to the killed run 1's exit, and the monitor would take
+    # that stale exit for the running job's end
+    (point,) = sweep(tmp_path, 1)
+    (batch,), _ = render.plan([point], {})
+    (batch.dir / render.SCRIPT).write_text(render.render_script(batch))
+    (batch.dir / render.TASKS).write_text(render.render_tasks(batch))
+    for restarted in ("0", "1", "1"):
+        env = {**os.environ, "JOB_ID": "78", "RESTARTED": restarted}
+        subprocess.run(["sh", str(batch.dir / render.SCRIPT)], env=env, check=False)
+    assert read_run_files(point.attempt_dir).run == 2
+    assert all((point.attempt_dir / f"run-exit.{run}").exists() for run in range(3))
+
+
+def test_exits_99_and_100_are_grid_engines_to_judge(tmp_path: Path) -> None:
+    # 99: Grid Engine runs the job again; 100: it puts the job in error state. Neither ends the
+    # job, so the fast path must not take the wrapper's record of it for the job's end.
+    item = with_state(attempt(tmp_path, prepare=False), JobState.RUNNING, "5")
+    for code in (99, 100):
+        assert observe.ended(item, RunFiles(0, "5", 1.0, ExitRecord(code, False, 2.0))) is None
+    obs = observe.ended(item, RunFiles(0, "5", 1.0, ExitRecord(98, False, 2.0)))
+    assert obs is not None and obs.exit_code == 98

@@ -179,38 +179,6 @@ def test_a_job_hitting_its_time_limit_fails_with_timeout(harness: Harness) -> No
     assert files.exit is None or not files.exit.clean
 
 
-def test_a_requeued_job_goes_back_to_submitted_and_reruns(harness: Harness) -> None:
-    slurm = harness.backend()
-    # the first run sleeps until Slurm requeues it (its TERM ends the run); the second prints
-    script = '[ "${SLURM_RESTART_COUNT:-0}" = 0 ] && sleep 600; echo "run=$SLURM_RESTART_COUNT"'
-    spec = JobSpec(command=("sh", "-c", script))
-    log: dict[str, list[Observation]] = {}
-
-    async def go() -> Attempt:
-        (job,) = await harness.submit(slurm, [attempt(harness.root, spec)])
-        running = frozenset({JobState.RUNNING})
-        (job,) = await drive(slurm, [job], until=running, log=log)
-        for _ in range(50):  # the wrapper must be past its start file before the requeue
-            if read_run_files(job.attempt_dir).run == 0:
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.to_thread(scontrol, "requeue", job.native_id or "")
-        (job,) = await drive(slurm, [job], until=frozenset({JobState.SUBMITTED}), log=log)
-        # a requeued job waits for a begin time; let it start again now
-        await asyncio.to_thread(scontrol, "update", f"jobid={job.native_id}", "StartTime=now")
-        (job,) = await drive(slurm, [job], log=log)
-        return job
-
-    job = run(go())
-    assert job.state == JobState.COMPLETING
-    assert any(o.requeue and o.state == JobState.SUBMITTED for o in log[job.uuid])
-    assert log[job.uuid][-1].exit_code == 0, log[job.uuid]
-    files = read_run_files(job.attempt_dir)
-    assert files.run == 1 and files.exit is not None and files.exit.clean
-    assert (job.attempt_dir / "run-start.0").exists()
-    assert (job.attempt_dir / "stdout").read_text() == "run=1\n"
-
-
 def test_reconcile_finds_jobs_by_label_after_a_crash(harness: Harness) -> None:
     first = harness.backend()
     points = [held(harness.root) for _ in range(3)]

@@ -70,7 +70,12 @@ def test_pending_is_a_requeue_for_a_job_that_started_a_run(tmp_path: Path) -> No
     started = RunFiles(0, "42", 1.0, ExitRecord(143, terminated=True))
     assert observe.from_queue(job(tmp_path, JobState.RUNNING), row, NO_FILES).requeue
     assert observe.from_queue(job(tmp_path, JobState.SUBMITTED), row, started).requeue
-    assert not observe.from_queue(job(tmp_path, JobState.SUBMITTED), row, NO_FILES).requeue
+    # Slurm's restart count says so too, even where the wrapper never started (or the files
+    # were not read yet)
+    assert row.restarts == 1
+    assert observe.from_queue(job(tmp_path, JobState.SUBMITTED), row, NO_FILES).requeue
+    never = queue_rows("squeue.states.out")["fx-resources"]
+    assert not observe.from_queue(job(tmp_path, JobState.SUBMITTED), never, NO_FILES).requeue
 
 
 @pytest.mark.parametrize(

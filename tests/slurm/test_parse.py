@@ -29,7 +29,15 @@ def test_cluster_info_from_scontrol_show_config(name: str, accounting: bool) -> 
     config = parse.parse_config(fixture(f"scontrol-show-config.{name}.out"))
     assert config["ClusterName"] == "ci"
     info = parse.cluster_info(config)
-    assert info == parse.ClusterInfo(max_array_size=1001, accounting=accounting, version="22.05.8")
+    # the test cluster requeues jobs that exit 99 (RequeueExit=99 in scripts/start-slurm.sh)
+    assert info == parse.ClusterInfo(1001, accounting, "22.05.8", requeue_exits=frozenset({99}))
+
+
+def test_requeue_exit_codes() -> None:
+    assert parse.exit_codes("99,100-102") == {99, 100, 101, 102}
+    assert parse.exit_codes("(null)") == parse.exit_codes("") == frozenset()
+    config = {"RequeueExit": "(null)", "RequeueExitHold": "7"}
+    assert parse.cluster_info(config).requeue_exits == {7}
 
 
 def test_cluster_info_defaults_when_keys_are_missing() -> None:

@@ -3,7 +3,8 @@ to read it. Every backend whose jobs run under a corral wrapper uses it (local, 
 batch backends after them), so there is one reader to harden.
 
 The wrapper writes, per run of the job (a batch scheduler may requeue it: Slurm's
-``SLURM_RESTART_COUNT``; the local wrapper has only run 0):
+``SLURM_RESTART_COUNT``, Grid Engine's next free number; the local wrapper has only run 0; a
+backend takes an exit for the job's end only if its run is the one the scheduler is at):
 
 - ``run-start.<run>``: ``<epoch> <native id> <host>`` when the run starts (``-`` for a field the
   wrapper cannot know cheaply: the local wrapper writes ``- <pid> -``, builtins only);

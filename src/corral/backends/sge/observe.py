@@ -37,9 +37,15 @@ def _obs(
     )
 
 
+RESCHEDULE_EXITS = frozenset({99, 100})
+"""A job script's exit 99 makes Grid Engine reschedule the job (run it again), 100 puts it in
+error state: neither is the job's end, so the wrapper's record of it is left to qstat/qacct."""
+
+
 def ended(attempt: Attempt, files: RunFiles) -> Observation | None:
-    """The fast path: the wrapper saw the latest run end on its own."""
-    if files.exit is None or not files.exit.clean:
+    """The fast path: the wrapper saw the latest run end on its own, with a code that ends a
+    Grid Engine job (see ``RESCHEDULE_EXITS``)."""
+    if files.exit is None or not files.exit.clean or files.exit.code in RESCHEDULE_EXITS:
         return None
     obs = Observation.ended(attempt.uuid, files.exit.code, native_id=attempt.native_id)
     return replace(obs, usage=files.usage)

@@ -153,13 +153,16 @@ def qsub_argv(batch: Batch) -> list[str]:
 
 WRAPPER = """\
 # corral's Grid Engine wrapper: run one attempt's job.sh and record its start and exit in the
-# attempt dir. A rescheduled job runs this again (RESTARTED=1): that is run 1.
+# attempt dir. A rescheduled job runs this again: each run takes the next free number (Grid
+# Engine's RESTARTED is only 0 or 1, so a second reschedule would find the killed run's exit
+# under its own number and the monitor would take it for this run's end).
 umask 077
 task=${{SGE_TASK_ID:-undefined}}
 [ "$task" = undefined ] && task=1
 dir=$(sed -n "${{task}}p" {tasks})
 cd "$dir" 2>/dev/null || {{ echo "task $task: cannot enter '$dir'" >> {errors}; exit 125; }}
-run=${{RESTARTED:-0}}
+run=0
+while [ -e {start}.$run ]; do run=$((run + 1)); done
 id=$JOB_ID
 [ "${{SGE_TASK_ID:-undefined}}" != undefined ] && id=$JOB_ID.$SGE_TASK_ID
 echo "$(date +%s.%N) $id ${{HOSTNAME:-?}}" > {start}.$run.tmp

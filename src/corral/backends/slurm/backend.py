@@ -35,7 +35,7 @@ _ALL_STATES = (
     "PENDING,RUNNING,SUSPENDED,COMPLETED,CANCELLED,FAILED,TIMEOUT,NODE_FAIL,PREEMPTED,BOOT_FAIL,"
     "DEADLINE,OUT_OF_MEMORY,REQUEUED,RESIZING,REVOKED"
 )
-_SQUEUE = ("squeue", "--noheader", "--states=all", "--array", f"--format={parse.SQUEUE_FORMAT}")
+_SQUEUE = ("squeue", "--noheader", "--states=all", "--array", f"--Format={parse.SQUEUE_FORMAT}")
 _SACCT = ("sacct", "--noheader", "--parsable2", f"--format={parse.SACCT_FIELDS}")
 
 
@@ -59,6 +59,8 @@ class SlurmBackend(BatchBackend):
         self._sbatch_defaults = self.options.sbatch()
         self._cluster: parse.ClusterInfo | None = None
         self._missing_since: dict[str, float] = {}
+        self._restarts: dict[str, int] = {}
+        """The restart count squeue last showed of each requeued job (for after it left)."""
 
     async def stop(self) -> None:
         return None  # no connection or child process outlives a call
@@ -133,8 +135,14 @@ class SlurmBackend(BatchBackend):
 
     # ---- status
 
+    async def status(self, attempts: Sequence[Attempt]) -> Mapping[str, Observation]:
+        if attempts:
+            await self.cluster()  # its RequeueExit codes, for the fast path (read once)
+        return await super().status(attempts)
+
     def ended(self, attempt: Attempt, files: RunFiles) -> Observation | None:
-        return observe.fast_path(attempt, files)
+        requeue_exits = self._cluster.requeue_exits if self._cluster else frozenset()
+        return observe.fast_path(attempt, files, requeue_exits)
 
     async def query(
         self, attempts: Sequence[Attempt], files: Mapping[str, RunFiles]
@@ -151,8 +159,10 @@ class SlurmBackend(BatchBackend):
             row = parse.lookup(rows, _native(attempt))
             if row is None:
                 gone.append(attempt)
-            else:
-                observed[attempt.uuid] = observe.from_queue(attempt, row, files[attempt.uuid])
+                continue
+            observed[attempt.uuid] = observe.from_queue(attempt, row, files[attempt.uuid])
+            if row.restarts and row.state in observe.WAITING | observe.ACTIVE:
+                self._restarts[attempt.uuid] = row.restarts
         if gone:
             observed.update(await self._resolve_gone(gone, files))
         return observed
@@ -172,17 +182,15 @@ class SlurmBackend(BatchBackend):
         now = time.monotonic()
         observed: dict[str, Observation] = {}
         for attempt in gone:
-            row, record = parse.lookup(acct, _native(attempt)), files[attempt.uuid].exit
-            if row is not None:
-                observed[attempt.uuid] = observe.from_acct(attempt, row)
-            elif record is not None:
-                observed[attempt.uuid] = observe.from_exit_only(attempt, record)
-            elif files[attempt.uuid].problem:
-                problem = files[attempt.uuid].problem or ""
-                observed[attempt.uuid] = Observation(attempt.uuid, JobState.FAILED, problem)
-            elif sacct_ok:
+            row = parse.lookup(acct, _native(attempt))
+            obs = _gone(attempt, files[attempt.uuid], row, self._restarts.get(attempt.uuid))
+            if obs is None and sacct_ok:
                 since = self._missing_since.setdefault(attempt.uuid, now)
-                observed[attempt.uuid] = observe.missing(attempt, now - since, self.lost_after)
+                obs = observe.missing(attempt, now - since, self.lost_after)
+            if obs is not None:
+                observed[attempt.uuid] = obs
+                if obs.state != JobState.UNKNOWN:
+                    self._restarts.pop(attempt.uuid, None)
         return observed
 
     async def _squeue(self, flag: list[str], values: list[str]) -> dict[str, parse.QueueRow]:
@@ -278,6 +286,24 @@ def _ended_unread(rows: Mapping[str, parse.QueueRow], attempt: Attempt) -> bool:
     run's (that stale exit would otherwise be taken for the job's end)."""
     row = parse.lookup(rows, _native(attempt))
     return row is None or row.state not in observe.WAITING | observe.ACTIVE
+
+
+def _gone(
+    attempt: Attempt, files: RunFiles, row: parse.AcctRow | None, run: int | None
+) -> Observation | None:
+    """A job that left squeue: sacct's record, else the wrapper's exit file, unless squeue last
+    showed the job at a later run (``run``, its restart count) than the files' latest: that
+    exit is an earlier run's, never this end."""
+    behind = run is not None and (files.run is None or files.run < run)
+    if row is not None:
+        return observe.from_acct(attempt, row)
+    if files.exit is not None and not behind:
+        return observe.from_exit_only(attempt, files.exit)
+    if files.problem:
+        return Observation(attempt.uuid, JobState.FAILED, files.problem)
+    if behind and run is not None:
+        return observe.gone_unrecorded(attempt, run)
+    return None
 
 
 def _native(attempt: Attempt) -> str:

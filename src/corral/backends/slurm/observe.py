@@ -58,10 +58,13 @@ def ended(attempt: Attempt, code: int, signal: int | None = None) -> Observation
     return Observation.ended(attempt.uuid, code, signal=signal, native_id=attempt.native_id)
 
 
-def fast_path(attempt: Attempt, files: RunFiles) -> Observation | None:
+def fast_path(
+    attempt: Attempt, files: RunFiles, requeue_exits: frozenset[int] = frozenset()
+) -> Observation | None:
     """The wrapper saw the latest run end on its own: no scheduler call needed (the usage is
-    the wrapper's: CPU and wall time, no peak memory)."""
-    if files.exit is not None and files.exit.clean:
+    the wrapper's: CPU and wall time, no peak memory). An exit code on which the cluster
+    requeues the job (``RequeueExit``) is not its end: squeue says what follows."""
+    if files.exit is not None and files.exit.clean and files.exit.code not in requeue_exits:
         return replace(ended(attempt, files.exit.code), usage=files.usage)
     return None
 
@@ -102,13 +105,34 @@ def _final(
 
 
 def from_queue(attempt: Attempt, row: QueueRow, files: RunFiles) -> Observation:
-    """squeue's view, with the exit code (which squeue does not show) from the exit file."""
+    """squeue's view, with the exit code (which squeue does not show) from the exit file of the
+    run squeue is at: an earlier run's exit is never taken for this run's end."""
     if row.state in WAITING:
-        return _waiting(attempt, row.state, row.reason, files.run is not None)
+        started = files.run is not None or bool(row.restarts)
+        return _waiting(attempt, row.state, row.reason, started)
     if row.state in ACTIVE:
         return _obs(attempt, JobState.RUNNING, f"running on Slurm ({row.state.lower()})")
+    detail = row.reason if row.reason != "None" else ""
+    if _run_behind(row, files):
+        if row.state == "FAILED" and row.restarts:
+            detail = f"{detail}; {_unrecorded(row.restarts)}"
+        return _final(attempt, row.state, detail.removeprefix("; "), None, None)
     code = files.exit.code if files.exit is not None else None
-    return _final(attempt, row.state, row.reason if row.reason != "None" else "", code, None)
+    return _final(attempt, row.state, detail, code, None)
+
+
+def _run_behind(row: QueueRow, files: RunFiles) -> bool:
+    """Are the files of an earlier run than the one squeue is at? Slurm counts restarts (each
+    requeue) and the wrapper numbers its files by that count, so a run that ended before the
+    wrapper wrote its start (a relaunch Slurm refused: the credential revoked at the requeue is
+    still held; an attempt dir the node cannot enter) leaves the killed run's exit the latest."""
+    if row.restarts is None:
+        return False
+    return files.run is None or files.run < row.restarts
+
+
+def _unrecorded(run: int) -> str:
+    return f"Slurm's run {run} ended before corral's wrapper recorded it"
 
 
 def from_acct(attempt: Attempt, row: AcctRow) -> Observation:
@@ -132,6 +156,16 @@ def from_exit_only(attempt: Attempt, record: ExitRecord) -> Observation:
         f"stopped by Slurm (exit code {record.code}: cancelled, time limit or node "
         "failure) and gone from squeue; without accounting the cause is unknown",
         exit_code=record.code,
+    )
+
+
+def gone_unrecorded(attempt: Attempt, run: int) -> Observation:
+    """The job left squeue (no accounting record) after squeue had shown it at a run the
+    wrapper never recorded: the latest exit file is an earlier run's, not this end."""
+    return _obs(
+        attempt,
+        JobState.FAILED,
+        f"{_unrecorded(run)} and it is gone from squeue; without accounting the cause is unknown",
     )
 
 

@@ -14,9 +14,12 @@ from typing import TypeVar
 
 from corral.records import Usage
 
-SQUEUE_FORMAT = "%i|%T|%j|%r"
-"""Native id (``123`` or ``123_4``), long state, job name, reason: the reason goes last because it
-is free text; our job names are labels and never hold a ``|``."""
+SQUEUE_FORMAT = "JobArrayID:|,State:|,Name:|,RestartCnt:|,Reason:"
+"""For ``squeue --Format``: native id (``123`` or ``123_4``), long state, job name, how many times
+Slurm restarted the job (requeues: the wrapper's ``SLURM_RESTART_COUNT``, so the run number of
+its run files), reason. ``:|`` is "no width, ``|`` after": fields are printed whole. The reason
+goes last because it is free text; our job names are labels and never hold a ``|``. (``-o`` has
+no letter for the restart count; its ``%i|%T|%j|%r`` prints the other fields the same way.)"""
 
 SACCT_FIELDS = "JobID,State,ExitCode,JobName,TotalCPU,MaxRSS,ElapsedRaw,NodeList"
 """With ``-n -P``: one ``|``-separated line per job allocation and per step; the steps give only
@@ -34,6 +37,8 @@ class ClusterInfo:
     max_array_size: int
     accounting: bool
     version: str = ""
+    requeue_exits: frozenset[int] = frozenset()
+    """``RequeueExit`` and ``RequeueExitHold``: exit codes on which Slurm runs the job again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,8 @@ class QueueRow:
     state: str
     name: str
     reason: str
+    restarts: int | None = None
+    """Slurm's restart count: the run Slurm is at (None: not known, a line without it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +85,19 @@ def cluster_info(config: dict[str, str]) -> ClusterInfo:
         max_array_size=size,
         accounting=storage not in ("", "accounting_storage/none", "(null)"),
         version=config.get("SLURM_VERSION", ""),
+        requeue_exits=exit_codes(config.get("RequeueExit", ""))
+        | exit_codes(config.get("RequeueExitHold", "")),
     )
+
+
+def exit_codes(text: str) -> frozenset[int]:
+    """``99,100-102`` -> {99, 100, 101, 102}; ``(null)`` or anything unreadable -> {}."""
+    codes: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            codes.update(range(int(first), min(int(last or first), 255) + 1))
+    return frozenset(codes)
 
 
 def parse_sbatch(stdout: str) -> str:
@@ -122,15 +141,21 @@ def error_line(stderr: str) -> str:
 
 
 def parse_squeue(text: str) -> dict[str, QueueRow]:
-    """``squeue -h -r -o SQUEUE_FORMAT``: ``{native_id: row}``."""
+    """``squeue -h -r -O SQUEUE_FORMAT``: ``{native_id: row}``. Lines of ``-o %i|%T|%j|%r`` (no
+    restart count) are read too, with ``restarts`` None."""
     rows: dict[str, QueueRow] = {}
     for line in text.splitlines():
-        parts = line.strip().split("|", 3)
-        if len(parts) != 4 or not parts[0]:
+        parts = line.strip().split("|", 4)
+        if len(parts) < 4 or not parts[0]:
             continue
-        job, state, name, reason = parts
+        restarts = None
+        if len(parts) == 5 and parts[3].isdigit():
+            job, state, name, count, reason = parts
+            restarts = int(count)
+        else:
+            job, state, name, reason = line.strip().split("|", 3)
         for native_id in expand_native_id(job):  # only without --array: 6_[1-2] pending
-            rows[native_id] = QueueRow(native_id, state, name, reason)
+            rows[native_id] = QueueRow(native_id, state, name, reason, restarts)
     return rows
 
 
