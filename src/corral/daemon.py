@@ -10,6 +10,7 @@ modules in that directory cannot shadow the ones corral imports.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import sys
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from corral import modes
-from corral.config import Settings
+from corral.config import ENV_PREFIX, USER_KEYS, Settings, parse_value
 from corral.lock import holder
 from corral.spawn import Spawner
 
@@ -67,7 +68,7 @@ def _spawn_detached(settings: Settings) -> int | None:
     """Start the daemon; its pid (None if sh did not report it)."""
     # sh backgrounds the daemon, prints its pid and exits at once: we reap sh, init adopts the
     # daemon, and the new session means a closing terminal (SIGHUP) never reaches it.
-    env = dict(os.environ, CORRAL_HOME=str(settings.home))
+    env = dict(os.environ, CORRAL_HOME=str(settings.home), **set_by_caller(settings))
     if settings.config_file is not None:  # the daemon reads the config its starter read
         env["CORRAL_CONFIG"] = str(settings.config_file)
     # cd: to where the settings were loaded (see above; the daemon then leaves for /);
@@ -95,6 +96,39 @@ def _spawn_detached(settings: Settings) -> int | None:
         os.close(read_end)
     text = out.decode(errors="replace").strip()
     return int(text) if text.isdigit() else None
+
+
+def set_by_caller(settings: Settings) -> dict[str, str]:
+    """What the starter's flags (``--set``) or arguments set, as the variables that set it for
+    the daemon, which reads only its environment and the config file. Without them, a
+    ``corral --set registry=other.db submit`` started a daemon on the default registry, and
+    the job waited for ever."""
+    found: dict[str, str] = {}
+    for key, source in settings.sources.items():
+        if source.startswith(("default", "file ", "env ")) or key == "home":
+            continue  # (the daemon reads those itself; home is passed as CORRAL_HOME)
+        parts = key.split(".")
+        if len(parts) == 1 and key in USER_KEYS:
+            found[ENV_PREFIX + key.upper()] = _as_text(getattr(settings, key))
+        elif len(parts) == 3 and parts[0] == "backends" and parts[1] in settings.backends:
+            section = settings.backends[parts[1]]
+            value = section.extra.get(parts[2], getattr(section, parts[2], None))
+            if value is not None:
+                var = f"{ENV_PREFIX}BACKENDS__{parts[1].upper()}__{parts[2].upper()}"
+                found[var] = _as_text(value)
+    return found
+
+
+def _as_text(value: object) -> str:
+    """``value`` as ``corral.config.parse_value`` reads it back (TOML, or a bare string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))  # (an array of strings and numbers: TOML as well)
+    text = str(value)
+    return text if parse_value(text) == text else json.dumps(text)  # (TOML basic string)
 
 
 def leave_cwd() -> None:

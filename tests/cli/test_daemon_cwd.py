@@ -160,3 +160,19 @@ def test_dry_run_shows_the_absolute_paths_a_submit_stores(
     stored = run_corral(cli_home, "show", "1", "--json").json()["spec"]
     assert stored["input_files"] == spec["input_files"]
     assert stored["working_dir"] == f"{here}/w"
+
+
+def test_the_daemon_gets_what_the_starters_flags_set(cli_home: Path, tmp_path: Path) -> None:
+    """``--set`` reaches the daemon the command starts: before, it opened the default
+    registry, and a job stored in another one waited for ever."""
+    registry = tmp_path / "elsewhere" / "r.db"
+    flags = ["--set", f"registry={registry}", "--set", "backends.local.max_cpus=1"]
+    flags += ["--set", "flush_window=0.05", "--set", f"idle_exit={IDLE_EXIT}"]
+    done = run_corral(cli_home, *flags, "submit", "--wait", "--timeout", "30", "--", "echo", "hi")
+    assert done.code == 0, done
+    assert registry.is_file() and not (cli_home / "registry.db").exists()
+    pid = holder(cli_home / "monitor.lock")
+    if pid is not None:  # (still running: it was started with what the flags set)
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"CORRAL_REGISTRY={registry}".encode() in environ
+        assert b"CORRAL_BACKENDS__LOCAL__MAX_CPUS=1" in environ
