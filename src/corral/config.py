@@ -99,11 +99,21 @@ class Settings:
 
     @property
     def lock_path(self) -> Path:
-        return self.home / "monitor.lock"
+        """The monitor lock of this registry (one monitor per registry): ``monitor.lock`` in
+        the home for the home's own registry, ``monitor-<digest>.lock`` for one set apart."""
+        return self.home / f"monitor{self._registry_tag}.lock"
 
     @property
     def log_path(self) -> Path:
-        return self.home / "monitor.log"
+        return self.home / f"monitor{self._registry_tag}.log"
+
+    @property
+    def _registry_tag(self) -> str:
+        if self.registry == self.home / "registry.db":
+            return ""
+        import hashlib  # (a registry set apart from the home: rare)
+
+        return "-" + hashlib.sha256(os.fsencode(self.registry)).hexdigest()[:12]
 
     def backend_kind(self, name: str) -> str:
         section = self.backends.get(name)

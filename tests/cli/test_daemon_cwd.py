@@ -33,8 +33,8 @@ def dirs(tmp_path: Path) -> dict[str, Path]:
     return found
 
 
-def _daemon_cwd(home: Path) -> str:
-    pid = holder(home / "monitor.lock")
+def _daemon_cwd(home: Path, lock: Path | None = None) -> str:
+    pid = holder(lock or home / "monitor.lock")
     assert pid is not None
     return os.readlink(f"/proc/{pid}/cwd")
 
@@ -49,8 +49,9 @@ def test_a_daemon_started_from_another_dir_sees_the_config_files_paths(
     assert submit.code == 0, submit
     monkeypatch.setenv("CORRAL_CONFIG", env["CORRAL_CONFIG"])
     monkeypatch.chdir(dirs["b"])  # the daemon is started from b, which holds no config
-    assert ensure_daemon(load_settings()) is not None
-    assert _daemon_cwd(cli_home) == "/"
+    settings = load_settings()
+    assert ensure_daemon(settings) is not None
+    assert _daemon_cwd(cli_home, settings.lock_path) == "/"  # (the lock of conf/reg/registry.db)
     waited = run_corral(cli_home, "wait", "1", "--timeout", "30", env=env, cwd=dirs["b"])
     assert waited.code == 0, waited
     assert run_corral(cli_home, "peek", "1", env=env, cwd=dirs["b"]).out == "hello from a\n"
@@ -164,15 +165,21 @@ def test_dry_run_shows_the_absolute_paths_a_submit_stores(
 
 def test_the_daemon_gets_what_the_starters_flags_set(cli_home: Path, tmp_path: Path) -> None:
     """``--set`` reaches the daemon the command starts: before, it opened the default
-    registry, and a job stored in another one waited for ever."""
+    registry, and a job stored in another one waited for ever. And a registry set apart from
+    the home's has a monitor of its own: its job does not wait for the home's monitor."""
+    busy = run_corral(cli_home, "submit", "-q", "--", "sleep", "60")  # the home's monitor: busy
+    assert busy.code == 0, busy
     registry = tmp_path / "elsewhere" / "r.db"
     flags = ["--set", f"registry={registry}", "--set", "backends.local.max_cpus=1"]
     flags += ["--set", "flush_window=0.05", "--set", f"idle_exit={IDLE_EXIT}"]
     done = run_corral(cli_home, *flags, "submit", "--wait", "--timeout", "30", "--", "echo", "hi")
     assert done.code == 0, done
-    assert registry.is_file() and not (cli_home / "registry.db").exists()
-    pid = holder(cli_home / "monitor.lock")
+    assert registry.is_file()
+    lock = load_settings({"registry": registry}, {"CORRAL_HOME": str(cli_home)}).lock_path
+    assert lock.parent == cli_home and lock.name.startswith("monitor-")
+    pid = holder(lock)
     if pid is not None:  # (still running: it was started with what the flags set)
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert f"CORRAL_REGISTRY={registry}".encode() in environ
         assert b"CORRAL_BACKENDS__LOCAL__MAX_CPUS=1" in environ
+    assert run_corral(cli_home, "kill", "1").code == 0
