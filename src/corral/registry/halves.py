@@ -1,8 +1,9 @@
 """A read run in a forked child process, beside the same read of another part in this one.
 
 SQLite formats a listing on one core, and a cold ``corral ls`` of 100,000 jobs spends most of
-its time there; reading the two halves of the job numbers at once, in two processes, halves
-that on a machine with two cores. Not threads: every allocation in SQLite takes one
+its time there; reading the two halves of the job numbers at once, in two processes, cuts
+that by nearly half on a machine with two cores (a 100,000-job JSON listing: 0.47-0.55 s to
+0.25-0.29 s). Not threads: every allocation in SQLite takes one
 process-wide mutex (its memory statistics), which two reading threads fight over (tried: twice
 the CPU time, no gain in wall time).
 
