@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import subprocess
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,14 +70,6 @@ class Harness:
         assert not result.refused, result.refused
         self.ids += result.accepted.values()
         return submitted(items, result.accepted)
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    found = Harness(tmp_path)
-    yield found
-    if found.ids:
-        subprocess.run(["scancel", *found.ids], capture_output=True, check=False, timeout=30)
 
 
 def scontrol(*args: str) -> None:

@@ -7,10 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from corral.backends.runfiles import read_run_files
 from corral.backends.slurm import SlurmBackend, render
@@ -29,14 +25,6 @@ SCRIPT = (
 )
 SPEC = JobSpec(command=("sh", "-c", SCRIPT))
 Log = dict[str, list[Observation]]
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    found = Harness(tmp_path)
-    yield found
-    if found.ids:
-        subprocess.run(["scancel", *found.ids], capture_output=True, check=False, timeout=30)
 
 
 async def requeued(slurm: SlurmBackend, job: Attempt, log: Log) -> Attempt:
