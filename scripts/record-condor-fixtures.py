@@ -1,7 +1,8 @@
 """Record real HTCondor job ads for the parser tests (tests/condor/fixtures/ads.json).
 
 Run as root with the pool of scripts/start-htcondor.sh up: submits an idle job (a requirement
-no slot meets for a minute), holds it, a job that exits 3, one killed by a signal, and records
+no slot meets for a minute), holds it, a job that exits 3, one killed by a signal, a running job
+vacated back to idle (kept there by a requirement no slot meets for a minute), and records
 their ads (the projection the backend asks for) from the queue and the history."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ jobs = {
     "held_user": {"executable": "/bin/true", "requirements": f"time() > {later}"},
     "exit3": {"executable": "/bin/sh", "arguments": "-c 'exit 3'"},
     "signal9": {"executable": "/bin/sh", "arguments": "-c 'kill -9 $$'"},
+    "vacated": {"executable": "/bin/sleep", "arguments": "300"},
 }
 clusters = {}
 for name, desc in jobs.items():
@@ -30,6 +32,13 @@ for name, desc in jobs.items():
     clusters[name] = schedd.submit(htcondor2.Submit(desc)).cluster()
 schedd.act(htcondor2.JobAction.Hold, f"ClusterId == {clusters['held_user']}", reason=("wait", 0))
 time.sleep(25)
+vacated = f"ClusterId == {clusters['vacated']}"
+schedd.edit(vacated, "Requirements", f"time() > {int(time.time()) + 60}")  # (not back at once)
+schedd.act(htcondor2.JobAction.Vacate, vacated)
+for _ in range(60):
+    if schedd.query(vacated, ["JobStatus"])[0].get("JobStatus") == observe.IDLE:
+        break
+    time.sleep(0.5)
 ads = {}
 for name, cluster in clusters.items():
     found = schedd.query(f"ClusterId == {cluster}", render.PROJECTION) or schedd.history(

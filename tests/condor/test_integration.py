@@ -1,6 +1,7 @@
 """Against the real one-machine HTCondor pool (scripts/test-condor.sh): a sweep as one cluster
 with its outputs retrieved, holds and releases (user holds, a hold of a running job refused, the
-scheduler's own hold of a running job as a requeue, a release), and a monitor SIGKILLed between
+scheduler's own hold of a running job as a requeue, a release), a running job vacated back to
+idle (a requeue, then it runs again), and a monitor SIGKILLed between
 the submit call and its commit (never run twice)."""
 
 from __future__ import annotations
@@ -133,6 +134,28 @@ def test_a_running_job_cannot_be_held_but_a_scheduler_hold_requeues_it(
         session.kill(job)
         (done,) = session.wait(job, timeout=60)
         assert done.state == JobState.KILLED
+
+
+def test_a_running_job_vacated_back_to_idle_is_requeued_then_runs_again(
+    condor_home: Path,
+) -> None:
+    htcondor2 = pytest.importorskip("htcondor2")  # (the pool has no condor_vacate_job)
+    with Session(load_settings()) as session:
+        job = session.submit({"command": ["sleep", "15"], "backend": "condor"})
+        assert wait_until(lambda: session.get(job).state == JobState.RUNNING, 90)
+        cluster, proc = (session.get(job).native_id or "").split(".")
+        where = f"ClusterId == {cluster} && ProcId == {proc}"
+        schedd = htcondor2.Schedd()
+        # kept idle a few seconds (no slot matches yet), so a poll surely sees it waiting
+        schedd.edit(where, "Requirements", _not_before(8))
+        schedd.act(htcondor2.JobAction.Vacate, where)
+        assert wait_until(lambda: session.get(job).state == JobState.SUBMITTED, 60)
+        assert session.get(job).reason.startswith("requeued ("), session.get(job).reason
+        (done,) = session.wait(job, timeout=150)
+        assert (done.state, done.exit_code) == (JobState.COMPLETED, 0), done.reason
+        moves = [(t.old, t.new) for t in session.history(job) if t.applied]
+        assert (JobState.RUNNING, JobState.SUBMITTED) in moves
+        assert moves.count((JobState.SUBMITTED, JobState.RUNNING)) == 2, moves
 
 
 def test_a_hold_that_cannot_succeed_fails_the_job_and_leaves_the_queue(home: Path) -> None:

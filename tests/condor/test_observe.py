@@ -12,7 +12,7 @@ from corral.backends.condor.backend import CondorBackend
 from corral.errors import InvalidSpec
 from corral.records import Attempt, JobId, Usage
 from corral.spec import JobSpec
-from corral.states import JobState
+from corral.states import JobState, decide
 from tests.condor.helpers import fixture
 
 ADS = fixture("ads.json")
@@ -32,6 +32,26 @@ def test_recorded_ads_map_to_observations() -> None:
     ended = observe.observe(_attempt(JobState.RUNNING), ADS["exit3"])
     # (the recording's old-style arguments made sh exit 2: a real completed ad all the same)
     assert (ended.state, ended.exit_code) == (JobState.COMPLETING, 2)
+
+
+def test_a_job_vacated_back_to_idle_is_a_requeue() -> None:
+    """Recorded: a running job vacated (condor_vacate_job) waits for a slot again."""
+    ad = ADS["vacated"]
+    assert (ad["JobStatus"], ad["NumJobStarts"]) == (observe.IDLE, 1)
+    seen = observe.observe(_attempt(JobState.RUNNING), ad)
+    assert (seen.state, seen.requeue, seen.held) == (JobState.SUBMITTED, True, "")
+    assert seen.reason == "requeued (evicted, idle again)"
+    decision = decide(JobState.RUNNING, seen.state, requeue=seen.requeue)
+    assert decision.steps == (JobState.SUBMITTED,)
+    # started before the monitor saw it running (or before it restarted): still a requeue
+    assert observe.observe(_attempt(JobState.SUBMITTED), ad).requeue
+    # seen running by the monitor: a requeue even with no start count in the ad
+    unsure = observe.observe(_attempt(JobState.RUNNING), {**ad, "NumJobStarts": None})
+    assert unsure.requeue and unsure.reason.startswith("requeued")
+    fresh = observe.observe(_attempt(), ADS["idle"])
+    assert (fresh.requeue, fresh.reason) == (False, "idle")
+    said = observe.observe(_attempt(JobState.RUNNING), {**ad, "VacateReason": "preempted\n"})
+    assert said.reason == "requeued (preempted)"
 
 
 def test_hold_codes_follow_the_rules() -> None:

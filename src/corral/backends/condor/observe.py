@@ -1,7 +1,8 @@
 """Job ads -> observations (pure). Ads arrive as plain dicts (``plain`` drops ClassAd
 ``Undefined`` and ``Error`` values), so the recorded fixtures and the live answers look alike.
 
-JobStatus: 1 idle -> submitted; 2 running, 6 transferring output, 7 suspended -> running;
+JobStatus: 1 idle -> submitted (a requeue if the job already ran: evicted or vacated, it waits
+for a slot again); 2 running, 6 transferring output, 7 suspended -> running;
 3 removed -> killed; 4 completed -> completing with the exit code (or signal); 5 held:
 
 - code 16 (spooling: inputs not uploaded yet) and code 1 (a user's hold) stay ``submitted``,
@@ -61,7 +62,7 @@ def observe(attempt: Attempt, ad: Ad) -> Observation:
     status = ad.get("JobStatus")
     native = attempt.native_id
     if status == IDLE:
-        return Observation(attempt.uuid, JobState.SUBMITTED, "idle", native_id=native)
+        return _idle(attempt, ad)
     if status in (RUNNING, TRANSFERRING, SUSPENDED):
         what = {RUNNING: "running", TRANSFERRING: "transferring output", SUSPENDED: "suspended"}
         return Observation(attempt.uuid, JobState.RUNNING, what[status], native_id=native)
@@ -106,6 +107,28 @@ def usage(ad: Ad) -> Usage | None:
     return None if found.empty and found.host is None else found
 
 
+def _ran(attempt: Attempt, ad: Ad) -> bool:
+    """Whether the job already started a run: back in the queue, it was evicted or vacated
+    (even if the monitor never saw it running, or restarted since)."""
+    starts = ad.get("NumJobStarts")
+    started = isinstance(starts, int) and not isinstance(starts, bool) and starts > 0
+    return attempt.state == JobState.RUNNING or started
+
+
+def _idle(attempt: Attempt, ad: Ad) -> Observation:
+    if not _ran(attempt, ad):
+        return Observation(attempt.uuid, JobState.SUBMITTED, "idle", native_id=attempt.native_id)
+    why = ad.get("VacateReason")  # (HTCondor's words, set when it vacates a job)
+    said = why.strip()[:200] if isinstance(why, str) else ""
+    return Observation(
+        attempt.uuid,
+        JobState.SUBMITTED,
+        f"requeued ({said or 'evicted, idle again'})",
+        native_id=attempt.native_id,
+        requeue=True,
+    )
+
+
 def _held(attempt: Attempt, ad: Ad) -> Observation:
     why = hold_reason(ad)
     code = hold_code(ad)
@@ -113,14 +136,12 @@ def _held(attempt: Attempt, ad: Ad) -> Observation:
         return Observation(attempt.uuid, JobState.FAILED, f"walltime exceeded (held: {why})")
     if code in PERMANENT:
         return Observation(attempt.uuid, JobState.FAILED, f"held: {why}")
-    starts = ad.get("NumJobStarts")
-    requeue = attempt.state == JobState.RUNNING or (isinstance(starts, int) and starts > 0)
     return Observation(
         attempt.uuid,
         JobState.SUBMITTED,
         f"held: {why}",
         native_id=attempt.native_id,
-        requeue=requeue,
+        requeue=_ran(attempt, ad),
         held=why,
     )
 

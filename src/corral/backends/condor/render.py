@@ -34,6 +34,7 @@ PROJECTION = [
     "ClusterId", "ProcId", "JobStatus", "HoldReasonCode", "HoldReasonSubCode", "HoldReason",
     "ExitCode", "ExitBySignal", "ExitSignal", "RemoveReason", "NumJobStarts", LABEL,
     "RemoteUserCpu", "RemoteSysCpu", "ResidentSetSize", "RemoteWallClockTime", "LastRemoteHost",
+    "VacateReason",
 ]  # fmt: skip
 """The attributes every status query asks for (a projection: never whole job ads)."""
 _UNSAFE = set('",\n\r\t$;')
