@@ -96,3 +96,18 @@ def test_a_small_registry_is_read_whole(home: Path) -> None:
     seed(home, 30)
     code, _, err = run(home, ["ls"], 20_000)
     assert code == 0 and "forked" not in err
+
+
+@pytest.mark.parametrize("listing", [["ls"], ["ls", "--json"]])
+def test_jobs_named_by_id_are_split_only_when_their_numbers_span_far(
+    home: Path, listing: list[str]
+) -> None:
+    seed(home, 300)
+    # (a number past the last job counts as the last: 250 to 300 is a short span)
+    for ids, forks in ((["5", "6"], 0), (["3", "250"], 1), (["250", "9999"], 0)):
+        args = [*listing, *ids]
+        code, whole, err = run(home, args, 1 << 40)
+        assert code == 0 and "forked" not in err, err
+        code, halves, err = run(home, args, 100)
+        assert (code, halves) == (0, whole), err
+        assert err.count("forked") == forks, (ids, err)

@@ -83,10 +83,17 @@ class SQLiteListing:
     def widths(self, subjob_ids: bool = False) -> Widths:
         return self._read(lambda c: q.widths(c, subjob_ids))
 
-    def _in_halves(self, read: Callable[[sqlite3.Connection, q.Span | None], bytes]) -> list[bytes]:
-        """``read`` of every listed job, in parts in job order: on a large registry, in two
-        halves read at once, the second in a forked child (``corral.registry.halves``)."""
+    def _in_halves(
+        self, read: Callable[[sqlite3.Connection, q.Span | None], bytes], filt: Selection | None
+    ) -> list[bytes]:
+        """``read`` of every listed job, in parts in job order: where the jobs it may list
+        span many job numbers, in two halves read at once, the second in a forked child
+        (``corral.registry.halves``). Jobs named by id span only their own numbers (``ls 7 8``
+        on a large registry is a few rows: a fork would cost more than it reads)."""
         low, high = self._read(q.id_range)
+        if filt is not None and filt.ids:
+            numbers = [i.job for i in filt.ids]
+            low, high = max(low, min(numbers)), min(high, max(numbers))
         if high - low < SPLIT_AT or not halves.can_fork():
             return [self._read(lambda c: read(c, None))]
         middle = (low + high) // 2
@@ -112,7 +119,7 @@ class SQLiteListing:
                 text, rows = q.listing(conn, filt, now, w, down, escape=True, span=span)
             return text
 
-        return [part for part in self._in_halves(read) if part]
+        return [part for part in self._in_halves(read, filt) if part]
 
     def _clean(self, text: bytes, rows: int) -> bool:
         try:
@@ -136,7 +143,7 @@ class SQLiteListing:
                     raise
             return q.listing_json(conn, filt, now, exact=True, span=span)
 
-        items = [part for part in self._in_halves(read) if part]
+        items = [part for part in self._in_halves(read, filt) if part]
         return [b"[", *_between(items, b",\n"), b"]"]
 
     def listing_json(self, filt: Selection, now: float) -> str:
