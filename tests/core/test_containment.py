@@ -115,7 +115,9 @@ def test_a_backend_whose_serve_dies_is_restarted_and_others_run(
         assert record.state == S.COMPLETED
         assert wait_until(lambda: crashing.starts >= 3, 15)  # retried with back-off, never given up
         status = status_of(session, "crash")
-        assert status is not None and status.reason == "serve blew up"
+        # (between two crashes it is up again: the last error is what stays)
+        assert status is not None and status.last_error == "serve blew up", status
+        assert status.errors >= 2 and status.reason in ("", "serve blew up"), status
         assert session.get(waiting).state != S.FAILED
         monitor = session.aio.monitor
         assert monitor is not None and monitor.alive
