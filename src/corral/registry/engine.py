@@ -84,7 +84,7 @@ def _sqlite_engine(path: Path, begin: str) -> Engine:
     # BEGIN goes to the driver through the dialect's own hook, which SQLAlchemy calls inside
     # its error handling (a busy or full database is wrapped and reaches ``handle_error`` like
     # any statement's). The documented "begin" event with ``exec_driver_sql`` ran the whole
-    # statement machinery for it: a seventh of a one-job submit.
+    # statement machinery for it: about a tenth of a one-job submit.
     engine.dialect.do_begin = functools.partial(_begin, begin)  # type: ignore[method-assign]
 
     @event.listens_for(engine, "handle_error")
