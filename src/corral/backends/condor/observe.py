@@ -116,20 +116,15 @@ def _ran(attempt: Attempt, ad: Ad) -> bool:
 
 
 def _idle(attempt: Attempt, ad: Ad) -> Observation:
-    native = attempt.native_id
     if not _ran(attempt, ad):
-        return Observation(attempt.uuid, JobState.SUBMITTED, "idle", native_id=native)
-    if attempt.state != JobState.RUNNING:  # (released from a hold, or evicted between polls)
-        return Observation(
-            attempt.uuid, JobState.SUBMITTED, "idle (it ran before)", native_id=native, requeue=True
-        )
+        return Observation(attempt.uuid, JobState.SUBMITTED, "idle", native_id=attempt.native_id)
     why = ad.get("VacateReason")  # (HTCondor's words, set when it vacates a job)
     said = why.strip()[:200] if isinstance(why, str) else ""
     return Observation(
         attempt.uuid,
         JobState.SUBMITTED,
         f"requeued ({said or 'evicted, idle again'})",
-        native_id=native,
+        native_id=attempt.native_id,
         requeue=True,
     )
 
